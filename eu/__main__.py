@@ -1,0 +1,5 @@
+import sys
+
+from eu.cli import main
+
+sys.exit(main())

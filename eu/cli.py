@@ -1,0 +1,70 @@
+"""The ``eu`` command: Lightning's ``fit``/``validate``/``test`` plus eu's own subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from lightning.pytorch.cli import LightningCLI
+
+from eu.data.datamodule import UnlearningDataModule
+from eu.errors import EUError
+from eu.module import UnlearningModule
+
+
+class EUCLI(LightningCLI):
+    """LightningCLI with the data's tokenizer linked to the model."""
+
+    def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001 - jsonargparse parser
+        parser.link_arguments("model.model", "data.tokenizer")
+        parser.link_arguments("model.chat_template", "data.chat_template")
+        parser.link_arguments("model.trust_remote_code", "data.trust_remote_code")
+
+    def before_fit(self) -> None:
+        objective = self.model.objective
+        if objective.needs_forget and "forget" not in self.datamodule.streams:
+            raise EUError(f"{type(objective).__name__} needs forget data: set data.forget.path")
+
+
+def _export(argv: list[str]) -> int:
+    from eu.export import export_checkpoint
+
+    parser = argparse.ArgumentParser(prog="eu export", description="Write a Hugging Face folder from a checkpoint.")
+    parser.add_argument("checkpoint", help="a .ckpt written by eu fit")
+    parser.add_argument("out_dir", help="output folder (replaced atomically)")
+    args = parser.parse_args(argv)
+    out = export_checkpoint(args.checkpoint, args.out_dir)
+    print(f"exported {args.checkpoint} to {out}")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {"export": _export}
+EXTRA_HELP = "eu's own subcommands: " + ", ".join(f"eu {c}" for c in COMMANDS) + " (run 'eu CMD --help')."
+
+
+def run_lightning(argv: list[str] | None) -> None:
+    EUCLI(
+        UnlearningModule,
+        UnlearningDataModule,
+        args=argv,
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={"description": EXTRA_HELP},
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``eu`` console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if args and args[0] in COMMANDS:
+            return COMMANDS[args[0]](args[1:])
+        run_lightning(argv)
+    except EUError as err:
+        print(f"eu: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,276 @@
+"""The LightningDataModule: two streams (retain, forget) of packed, mixed step batches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+
+from eu.data.chat import require_chat_template
+from eu.data.mixing import StepPlan, StreamPlanner, epoch_permutation
+from eu.data.packing import first_fit_decreasing, pack_rows, round_up
+from eu.data.records import Fields, read_records
+from eu.data.tokenized import TokenizedExamples, tokenize_cached
+from eu.errors import EUError
+
+STREAMS = ("retain", "forget")
+
+
+@dataclass
+class StreamConfig:
+    """Where one stream's examples come from and how many each step takes."""
+
+    path: str | None = None
+    """A .jsonl/.json/.csv/.parquet file or a Hugging Face dataset name."""
+    split: str = "train"
+    """Dataset split when ``path`` is a Hugging Face dataset name."""
+    fields: Fields = field(default_factory=Fields)
+    """Record fields holding the user turn and the response (auto-detected when unset)."""
+    block_length: int = 512
+    """Row width of packed batches; longer examples are truncated to it."""
+    examples_per_step: int | None = 4
+    """Examples per optimizer step and device (the reference recipe uses 4)."""
+    tokens_per_step: int | None = None
+    """If set, replaces ``examples_per_step``: a token budget per step and device (a multiple of
+    ``block_length``) filled with as many examples as fit, always the same batch shape."""
+    val_examples: int = 0
+    """Examples held out from this stream for validation and test."""
+
+
+@dataclass
+class StreamData:
+    """A stream after tokenization: its training and held-out examples."""
+
+    name: str
+    config: StreamConfig
+    train: TokenizedExamples
+    val: TokenizedExamples
+
+
+def _supervised(examples: TokenizedExamples, index: list[int]) -> int:
+    return int(sum(int(examples.lengths[i]) - int(examples.prompt_lengths[i]) for i in index))
+
+
+def collate_stream(
+    examples: TokenizedExamples,
+    rows: list[list[int]],
+    config: StreamConfig,
+    pad_id: int,
+    pad_to_multiple_of: int,
+    static_shape: bool,
+    norm_sequences: float,
+    norm_targets: float,
+) -> dict[str, torch.Tensor]:
+    """Pack one stream's examples for one device and attach loss normalisers."""
+    if config.tokens_per_step is not None:
+        width, n_rows = config.block_length, config.tokens_per_step // config.block_length
+    elif static_shape:
+        width, n_rows = config.block_length, config.examples_per_step
+    else:
+        fill = max(int(sum(examples.lengths[i] for i in row)) for row in rows)
+        width, n_rows = min(round_up(fill, pad_to_multiple_of), config.block_length), len(rows)
+    batch = pack_rows(examples, rows, width, pad_id, num_rows=n_rows)
+    batch["num_sequences_norm"] = torch.tensor(norm_sequences, dtype=torch.float32)
+    batch["num_targets_norm"] = torch.tensor(norm_targets, dtype=torch.float32)
+    return batch
+
+
+class PackedSteps(IterableDataset):
+    """Endless step batches ``{"retain": ..., "forget": ...}`` for one rank, from ``start_step``."""
+
+    def __init__(self, dm: UnlearningDataModule, rank: int, world_size: int, start_step: int) -> None:
+        self.dm, self.rank, self.world_size, self.start_step = dm, rank, world_size, start_step
+
+    def __iter__(self) -> Iterator[dict[str, dict[str, torch.Tensor]]]:
+        iters = {
+            name: self.dm.planner(name, self.world_size).steps(self.start_step) for name in self.dm.streams
+        }
+        while True:
+            yield {name: self.dm.collate_plan(name, next(it), self.rank) for name, it in iters.items()}
+
+
+class UnlearningDataModule(L.LightningDataModule):
+    """Retain and forget streams, tokenized once (cached), packed and mixed per step."""
+
+    def __init__(
+        self,
+        retain: StreamConfig,
+        forget: StreamConfig | None = None,
+        tokenizer: str = "",
+        chat_template: str | None = None,
+        trust_remote_code: bool = False,
+        seed: int = 42,
+        pad_to_multiple_of: int = 64,
+        static_shape: bool = False,
+        num_workers: int = 0,
+    ) -> None:
+        """
+        Args:
+            retain: the domain data the model keeps (supervised with cross-entropy).
+            forget: the data whose output distribution is pushed towards uniform.
+            tokenizer: model id or path whose tokenizer and chat template render the data
+                (linked to ``model.model`` by the CLI).
+            chat_template: a Jinja template (string or ``.jinja`` path) overriding the tokenizer's.
+            trust_remote_code: allow custom tokenizer code from the model repository.
+            seed: seed of the example order; identical on every rank.
+            pad_to_multiple_of: round packed rows up to this width (dynamic shapes only).
+            static_shape: always emit ``[examples_per_step, block_length]`` batches (for compile).
+            num_workers: DataLoader workers.
+        """
+        super().__init__()
+        self.stream_configs = {"retain": retain, "forget": forget}
+        self.tokenizer_name = tokenizer
+        self.chat_template = chat_template
+        self.trust_remote_code = trust_remote_code
+        self.seed = seed
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self.static_shape = static_shape
+        self.num_workers = num_workers
+        self.data: dict[str, StreamData] = {}
+        self.stats: dict[str, dict[str, int]] = {}
+        self.pad_id = 0
+        for name, cfg in self.stream_configs.items():
+            if cfg is not None:
+                _check_stream_config(name, cfg)
+
+    @property
+    def streams(self) -> list[str]:
+        return [s for s in STREAMS if self.stream_configs[s] is not None and self.stream_configs[s].path]
+
+    def _load(self) -> None:
+        if self.data:
+            return
+        from eu.models import load_tokenizer
+
+        if not self.stream_configs["retain"] or not self.stream_configs["retain"].path:
+            raise EUError("data.retain.path is required: the domain data the model must keep")
+        tokenizer = load_tokenizer(self.tokenizer_name, self.trust_remote_code)
+        require_chat_template(tokenizer, self.tokenizer_name, self.chat_template)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id or 0
+        for name in self.streams:
+            cfg = self.stream_configs[name]
+            records = read_records(cfg.path, cfg.fields, cfg.split)
+            examples = tokenize_cached(tokenizer, records, cfg.block_length)
+            if len(examples) == 0:
+                raise EUError(
+                    f"data.{name}.block_length={cfg.block_length} is too small for any example of "
+                    f"{cfg.path}: every prompt fills the block, so no response token remains; raise it"
+                )
+            order = epoch_permutation(len(examples), self.seed, STREAMS.index(name), -1)
+            n_val = cfg.val_examples
+            if n_val >= len(examples):
+                raise EUError(f"data.{name}.val_examples={n_val} leaves no training example of {len(examples)}")
+            self.data[name] = StreamData(
+                name, cfg, train=examples.subset(order[n_val:]), val=examples.subset(order[:n_val])
+            )
+            self.stats[name] = {
+                "examples": len(examples),
+                "truncated": examples.truncated,
+                "dropped": examples.dropped,
+                "tokens": int(examples.lengths.sum()),
+            }
+
+    def prepare_data(self) -> None:
+        self._load()
+
+    def setup(self, stage: str | None = None) -> None:
+        self._load()
+
+    def planner(self, name: str, world_size: int) -> StreamPlanner:
+        data = self.data[name]
+        return StreamPlanner(
+            data.train.lengths.tolist(),
+            data.config.block_length,
+            seed=self.seed,
+            stream=STREAMS.index(name),
+            world_size=world_size,
+            examples_per_step=data.config.examples_per_step if data.config.tokens_per_step is None else None,
+            tokens_per_step=data.config.tokens_per_step,
+        )
+
+    def collate_plan(self, name: str, plan: StepPlan, rank: int) -> dict[str, torch.Tensor]:
+        """The batch of ``rank`` for one planned step, normalised by the global step's counts."""
+        data = self.data[name]
+        world = len(plan.rows)
+        all_examples = [i for r in range(world) for i in plan.examples(r)]
+        n_seq = sum(1 for i in all_examples if _supervised(data.train, [i]) > 0)
+        n_tgt = _supervised(data.train, all_examples)
+        return collate_stream(
+            data.train,
+            plan.rows[rank],
+            data.config,
+            self.pad_id,
+            self.pad_to_multiple_of,
+            self.static_shape,
+            norm_sequences=n_seq / world,
+            norm_targets=n_tgt / world,
+        )
+
+    def _world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def train_dataloader(self) -> DataLoader:
+        rank, world = self._world()
+        start = 0
+        if self.trainer is not None:
+            start = self.trainer.global_step * self.trainer.accumulate_grad_batches
+        return self._loader(PackedSteps(self, rank, world, start))
+
+    def _loader(self, dataset: Any) -> DataLoader:
+        return DataLoader(
+            dataset, batch_size=None, num_workers=self.num_workers, pin_memory=torch.cuda.is_available()
+        )
+
+    def val_batches(self) -> list[dict[str, dict[str, torch.Tensor]]]:
+        """Held-out examples of both streams as fixed step batches, sharded by rank."""
+        rank, world = self._world()
+        chunks = {}
+        for name in self.streams:
+            data = self.data[name]
+            k = data.config.examples_per_step or 4
+            idx = list(range(len(data.val)))
+            chunks[name] = [idx[i : i + k] for i in range(0, len(idx), k)]
+        n_steps = max((len(c) for c in chunks.values()), default=0)
+        if n_steps == 0:
+            return []
+        n_steps = round_up(n_steps, world)
+        steps = []
+        for s in range(rank, n_steps, world):
+            step = {}
+            for name, c in chunks.items():
+                if not c:
+                    continue
+                data, members = self.data[name], c[s % len(c)]
+                rows = first_fit_decreasing([int(data.val.lengths[i]) for i in members], data.config.block_length)
+                rows = [[members[j] for j in row] for row in rows]
+                n_seq = sum(1 for i in members if _supervised(data.val, [i]) > 0)
+                step[name] = collate_stream(
+                    data.val, rows, data.config, self.pad_id, self.pad_to_multiple_of,
+                    self.static_shape, n_seq, _supervised(data.val, members),
+                )
+            steps.append(step)
+        return steps
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_batches())
+
+    def test_dataloader(self) -> DataLoader:
+        return self.val_dataloader()
+
+
+def _check_stream_config(name: str, cfg: StreamConfig) -> None:
+    if cfg.block_length < 2:
+        raise EUError(f"data.{name}.block_length must be at least 2, got {cfg.block_length}")
+    if cfg.examples_per_step is None and cfg.tokens_per_step is None:
+        raise EUError(f"data.{name}: set examples_per_step or tokens_per_step")
+    if cfg.examples_per_step is not None and cfg.examples_per_step < 1:
+        raise EUError(f"data.{name}.examples_per_step must be >= 1, got {cfg.examples_per_step}")
+    if cfg.tokens_per_step is not None and (cfg.tokens_per_step < cfg.block_length or cfg.tokens_per_step % cfg.block_length):
+        raise EUError(f"data.{name}.tokens_per_step must be a positive multiple of block_length ({cfg.block_length})")
+    if cfg.val_examples < 0:
+        raise EUError(f"data.{name}.val_examples must be >= 0")

@@ -1,0 +1,149 @@
+"""Read chat examples from files or Hugging Face datasets into ``(system, user, assistant)``.
+
+Files (JSON, JSONL, CSV, Parquet) and dataset names are read through ``datasets``. JSON files
+are parsed here first so that a syntax error names the file and line.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eu.errors import EUError
+
+FILE_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
+
+# Field layouts recognised without configuration, in order of preference.
+KNOWN_LAYOUTS: tuple[dict[str, str], ...] = (
+    {"user": "user_text", "assistant": "assistant_text"},
+    {"user": "instruction", "input": "input", "assistant": "output"},
+    {"user": "query", "assistant": "response"},
+    {"user": "prompt", "assistant": "response"},
+    {"user": "question", "assistant": "answer"},
+)
+
+
+@dataclass(frozen=True)
+class ChatRecord:
+    """One example: optional system prompt, the user turn and the assistant response."""
+
+    user: str
+    assistant: str
+    system: str = ""
+
+
+@dataclass
+class Fields:
+    """Which record fields make up an example; ``None`` everywhere means auto-detect."""
+
+    user: str | None = None
+    """Field with the user turn (e.g. ``instruction``, ``user_text``)."""
+    assistant: str | None = None
+    """Field with the assistant response (e.g. ``output``, ``assistant_text``)."""
+    input: str | None = None
+    """Optional field appended to the user turn after a blank line (Alpaca's ``input``)."""
+    system: str | None = None
+    """Optional field with a system prompt."""
+
+
+def is_local(source: str) -> bool:
+    """True when ``source`` looks like a file path rather than a Hugging Face dataset name."""
+    return Path(source).suffix.lower() in FILE_BUILDERS or Path(source).exists()
+
+
+def _check_json_syntax(path: Path) -> None:
+    if path.suffix.lower() == ".jsonl":
+        with path.open(encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    value = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise EUError(f"{path}:{lineno}: invalid JSON ({err.msg}); fix or remove this line") from None
+                if not isinstance(value, dict):
+                    raise EUError(f"{path}:{lineno}: expected a JSON object per line, got {type(value).__name__}")
+    else:
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise EUError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from None
+
+
+def load_table(source: str, split: str = "train") -> list[dict[str, Any]]:
+    """Rows of a data file or a Hugging Face dataset split, as dictionaries."""
+    import datasets
+
+    if is_local(source):
+        path = Path(source)
+        if not path.is_file():
+            raise EUError(f"data file not found: {path} (check the path, relative to {Path.cwd()})")
+        builder = FILE_BUILDERS.get(path.suffix.lower())
+        if builder is None:
+            raise EUError(f"{path}: unsupported file type; use one of {', '.join(FILE_BUILDERS)}")
+        if builder == "json":
+            _check_json_syntax(path)
+        try:
+            table = datasets.load_dataset(builder, data_files=str(path), split="train")
+        except Exception as err:  # datasets raises many types; the user needs the file name
+            raise EUError(f"{path}: could not be read as {builder} ({err})") from None
+    else:
+        try:
+            table = datasets.load_dataset(source, split=split)
+        except Exception as err:
+            raise EUError(
+                f"could not load Hugging Face dataset {source!r} split {split!r} ({err}); "
+                "give a local .jsonl/.json/.csv/.parquet file instead if the hub is unreachable"
+            ) from None
+    return list(table)
+
+
+def _resolve_fields(fields: Fields, row: dict[str, Any], source: str) -> Fields:
+    if fields.user and fields.assistant:
+        return fields
+    for layout in KNOWN_LAYOUTS:
+        if layout["user"] in row and layout["assistant"] in row:
+            return Fields(
+                user=fields.user or layout["user"],
+                assistant=fields.assistant or layout["assistant"],
+                input=fields.input or layout.get("input"),
+                system=fields.system,
+            )
+    raise EUError(
+        f"{source}: cannot tell which fields hold the user turn and the response "
+        f"(record has {sorted(row)}); set fields.user and fields.assistant in the data config"
+    )
+
+
+def _text(row: dict[str, Any], field: str | None, source: str, index: int, required: bool) -> str:
+    if field is None:
+        return ""
+    if field not in row or row[field] is None:
+        if required:
+            raise EUError(f"{source}: record {index + 1} has no field {field!r} (it has {sorted(row)})")
+        return ""
+    return str(row[field])
+
+
+def read_records(source: str, fields: Fields | None = None, split: str = "train") -> list[ChatRecord]:
+    """Read ``source`` into chat records, mapping fields as configured or auto-detected."""
+    rows = load_table(source, split)
+    if not rows:
+        raise EUError(f"{source}: the dataset is empty; it needs at least one record")
+    resolved = _resolve_fields(fields or Fields(), rows[0], source)
+    records = []
+    for i, row in enumerate(rows):
+        user = _text(row, resolved.user, source, i, required=True)
+        extra = _text(row, resolved.input, source, i, required=False)
+        if extra.strip():
+            user = f"{user}\n\n{extra}"
+        records.append(
+            ChatRecord(
+                user=user,
+                assistant=_text(row, resolved.assistant, source, i, required=True),
+                system=_text(row, resolved.system, source, i, required=False),
+            )
+        )
+    return records

@@ -1,0 +1,112 @@
+"""Pure tensor losses used by the objectives.
+
+Token losses are computed from *hidden states* in chunks: each chunk is projected to
+logits, reduced to one number per token, and discarded; the backward pass recomputes the
+chunk. The full ``[tokens, vocab]`` logits of a batch therefore never exist at once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+Head = Callable[[torch.Tensor], torch.Tensor]
+
+IGNORE_INDEX = -100
+
+
+def kl_to_uniform_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    """``KL(softmax(logits) || Uniform_V) = log V - H(p)`` for each row of ``logits``."""
+    logits = logits.float()
+    log_p = F.log_softmax(logits, dim=-1)
+    entropy = -(log_p.exp() * log_p).sum(-1)
+    return math.log(logits.shape[-1]) - entropy
+
+
+def cross_entropy_from_logits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-row next-token cross-entropy (no reduction)."""
+    return F.cross_entropy(logits.float(), targets, reduction="none")
+
+
+def _chunk_sum(
+    hidden: torch.Tensor, head: Head, targets: torch.Tensor, weights: torch.Tensor, kind: str
+) -> torch.Tensor:
+    logits = head(hidden)
+    if kind == "kl_uniform":
+        per_token = kl_to_uniform_from_logits(logits)
+    else:
+        per_token = cross_entropy_from_logits(logits, targets)
+    return (per_token * weights).sum()
+
+
+def chunked_weighted_token_loss(
+    hidden: torch.Tensor,
+    head: Head,
+    targets: torch.Tensor,
+    weights: torch.Tensor,
+    kind: str,
+    chunk_size: int = 1024,
+) -> torch.Tensor:
+    """``sum_t weights[t] * loss_t`` over the rows of ``hidden`` ([N, H]), one chunk at a time.
+
+    ``kind`` is ``"cross_entropy"`` (``targets`` are the next tokens) or ``"kl_uniform"``
+    (``targets`` are ignored). Each chunk is checkpointed, so only ``chunk_size`` rows of
+    logits are alive in forward or backward.
+    """
+    if kind not in ("cross_entropy", "kl_uniform"):
+        raise ValueError(f"unknown token loss kind {kind!r}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    total = hidden.new_zeros((), dtype=torch.float32)
+    needs_grad = torch.is_grad_enabled() and hidden.requires_grad
+    for start in range(0, hidden.shape[0], chunk_size):
+        sl = slice(start, start + chunk_size)
+        if needs_grad:
+            part = checkpoint(
+                _chunk_sum, hidden[sl], head, targets[sl], weights[sl], kind, use_reentrant=False
+            )
+        else:
+            part = _chunk_sum(hidden[sl], head, targets[sl], weights[sl], kind)
+        total = total + part
+    return total
+
+
+def forget_token_weights(sequence_ids: torch.Tensor, normaliser: float | None = None) -> torch.Tensor:
+    """Weights that turn a token sum into "mean over sequences of the mean over their tokens".
+
+    ``sequence_ids`` ([N]) says which sequence each selected token belongs to. Each token gets
+    ``1 / (tokens in its sequence * number of sequences)``; ``normaliser`` replaces the number of
+    sequences (for example the global count across data-parallel ranks).
+    """
+    if sequence_ids.numel() == 0:
+        return torch.zeros(0, dtype=torch.float32, device=sequence_ids.device)
+    _, inverse, counts = torch.unique(sequence_ids, return_inverse=True, return_counts=True)
+    n_sequences = float(counts.numel()) if normaliser is None else float(normaliser)
+    return 1.0 / (counts[inverse].float() * n_sequences)
+
+
+def naive_forget_loss(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Reference ``L_forget`` from full logits ([B, T, V]) and a position mask ([B, T]).
+
+    Mean over sequences with at least one masked position of the mean KL to uniform over
+    those positions; zero when no position is masked. Used to test the chunked version.
+    """
+    kl = kl_to_uniform_from_logits(logits)
+    per_sequence = []
+    for b in range(logits.shape[0]):
+        if mask[b].any():
+            per_sequence.append(kl[b][mask[b]].mean())
+    if not per_sequence:
+        return logits.sum() * 0.0
+    return torch.stack(per_sequence).mean()
+
+
+def naive_retain_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Reference ``L_retain``: mean cross-entropy over positions whose target is not ignored."""
+    return F.cross_entropy(
+        logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE_INDEX
+    )

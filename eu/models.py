@@ -1,0 +1,55 @@
+"""Resolve model names (aliases, Hugging Face ids, local paths) and load models and tokenizers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from eu.errors import EUError
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def _aliases() -> dict[str, Any]:
+    from eu.tiny import build_tiny_model
+
+    return {"tiny-llama": build_tiny_model}
+
+
+def resolve_model(name: str) -> str:
+    """A local folder or hub id for ``name``; aliases are built or fetched into the cache."""
+    if not name:
+        raise EUError("no model given; set model.model to a Hugging Face id, a local folder or an alias")
+    builders = _aliases()
+    if name in builders:
+        return str(builders[name]())
+    return name
+
+
+def load_tokenizer(name: str, trust_remote_code: bool = False) -> Any:
+    """The tokenizer of model ``name`` (alias, id or path)."""
+    from transformers import AutoTokenizer
+
+    path = resolve_model(name)
+    try:
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except OSError as err:
+        raise EUError(f"cannot load the tokenizer of {name!r}: {err}") from None
+
+
+def load_model(name: str, dtype: str | None = None, trust_remote_code: bool = False) -> Any:
+    """An ``AutoModelForCausalLM`` for ``name`` in ``dtype`` (``None`` keeps float32)."""
+    from transformers import AutoModelForCausalLM
+
+    if dtype is not None and dtype not in DTYPES:
+        raise EUError(f"model.dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    path = resolve_model(name)
+    try:
+        return AutoModelForCausalLM.from_pretrained(
+            path, dtype=DTYPES[dtype or "float32"], trust_remote_code=trust_remote_code
+        )
+    except OSError as err:
+        hint = "" if Path(path).exists() else " (no such local folder; is the hub reachable?)"
+        raise EUError(f"cannot load model {name!r}{hint}: {err}") from None

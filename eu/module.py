@@ -1,0 +1,134 @@
+"""The LightningModule: one causal LM, one objective, AdamW with a linear schedule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.cli import OptimizerCallable
+
+from eu.data.chat import load_chat_template, require_chat_template
+from eu.errors import EUError
+from eu.models import load_model, load_tokenizer
+from eu.objectives import ExclusiveUnlearning, Objective
+
+
+def default_optimizer(params: Any) -> torch.optim.Optimizer:
+    """AdamW at the reference learning rate 1e-5 without weight decay."""
+    return torch.optim.AdamW(params, lr=1e-5, weight_decay=0.0)
+
+
+class UnlearningModule(L.LightningModule):
+    """Owns the causal LM and the objective; ``training_step`` gets ``{"retain", "forget"}``."""
+
+    def __init__(
+        self,
+        model: str,
+        objective: Objective | None = None,
+        dtype: str | None = None,
+        trust_remote_code: bool = False,
+        chat_template: str | None = None,
+        optimizer: OptimizerCallable = default_optimizer,
+        lr_schedule: str = "linear",
+        warmup_steps: int = 0,
+        gradient_checkpointing: bool = False,
+    ) -> None:
+        """
+        Args:
+            model: Hugging Face id, local folder or alias (``tiny-llama``).
+            objective: the training objective; defaults to ExclusiveUnlearning(λ=0.4).
+            dtype: weights dtype (``float32``, ``bfloat16``, ``float16``); for mixed precision
+                use ``trainer.precision`` instead.
+            trust_remote_code: allow custom model code from the model repository.
+            chat_template: Jinja template (string or ``.jinja`` path) overriding the tokenizer's.
+            optimizer: optimizer factory; AdamW at lr 1e-5 by default.
+            lr_schedule: a transformers scheduler name (``linear``, ``cosine``, ``constant``, ...).
+            warmup_steps: learning-rate warm-up steps (0 in the reference recipe).
+            gradient_checkpointing: recompute decoder activations in backward to save memory.
+        """
+        super().__init__()
+        self.save_hyperparameters(ignore=["objective", "optimizer"])
+        self.model_name = model
+        self.objective = objective if objective is not None else ExclusiveUnlearning()
+        self.dtype_name = dtype
+        self.trust_remote_code = trust_remote_code
+        self.chat_template = chat_template
+        self.optimizer_factory = optimizer
+        self.lr_schedule = lr_schedule
+        self.warmup_steps = warmup_steps
+        self.gradient_checkpointing = gradient_checkpointing
+        self.model: Any = None
+        self._tokenizer: Any = None
+
+    @property
+    def tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            self._tokenizer = load_tokenizer(self.model_name, self.trust_remote_code)
+            require_chat_template(self._tokenizer, self.model_name, self.chat_template)
+        return self._tokenizer
+
+    def configure_model(self) -> None:
+        if self.model is not None:
+            return
+        self.model = load_model(self.model_name, self.dtype_name, self.trust_remote_code)
+        if self.gradient_checkpointing:
+            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.model.config.use_cache = False
+        self.model.train()
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.model(*args, **kwargs)
+
+    def _losses(self, batch: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        return self.objective(self.model, batch)
+
+    def training_step(self, batch: dict[str, dict[str, torch.Tensor]], batch_idx: int) -> torch.Tensor:
+        losses = self._losses(batch)
+        positions = sum(b["input_ids"].numel() for b in batch.values())
+        real = sum(int((b["sequence_index"] >= 0).sum()) for b in batch.values())
+        self.log_dict(losses, prog_bar=False, sync_dist=True, batch_size=1)
+        self.log("loss", losses["loss/total"].detach(), prog_bar=True, logger=False, batch_size=1)
+        self.log("data/packing_efficiency", real / max(positions, 1), batch_size=1)
+        optimizer = self.optimizers(use_pl_optimizer=False)
+        self.log("lr", optimizer.param_groups[0]["lr"], prog_bar=True, batch_size=1)
+        return losses["loss/total"]
+
+    def _eval_step(self, batch: dict[str, dict[str, torch.Tensor]], prefix: str) -> None:
+        losses = self._losses(batch)
+        self.log_dict({f"{prefix}/{k}": v for k, v in losses.items()}, sync_dist=True, batch_size=1)
+
+    def validation_step(self, batch: dict[str, dict[str, torch.Tensor]], batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: dict[str, dict[str, torch.Tensor]], batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def configure_optimizers(self) -> Any:
+        from transformers import get_scheduler
+
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = self.optimizer_factory(params)
+        total = self.trainer.estimated_stepping_batches if self.trainer is not None else None
+        if total is None or total == float("inf"):
+            if self.lr_schedule not in ("constant", "constant_with_warmup"):
+                raise EUError(f"lr_schedule={self.lr_schedule!r} needs a finite trainer.max_steps")
+            total = 0
+        scheduler = get_scheduler(
+            self.lr_schedule, optimizer, num_warmup_steps=self.warmup_steps, num_training_steps=int(total)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["eu"] = {
+            "model": self.model_name,
+            "dtype": self.dtype_name,
+            "trust_remote_code": self.trust_remote_code,
+            "chat_template": load_chat_template(self.chat_template),
+            "objective": repr(self.objective),
+        }
+
+    def configure_callbacks(self) -> list[L.Callback]:
+        from eu.callbacks import ThroughputLogger
+
+        return [ThroughputLogger()]
