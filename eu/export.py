@@ -34,7 +34,9 @@ def model_from_checkpoint(path: str | Path) -> tuple[Any, Any]:
     tied = getattr(model.config, "tie_word_embeddings", False)
     missing = [k for k in missing if not (tied and k.startswith("lm_head"))]
     if unexpected or missing:
-        raise EUError(f"{path}: weights do not match {meta['model']!r} (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise EUError(
+            f"{path}: weights do not match {meta['model']!r} (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
     tokenizer = load_tokenizer(meta["model"], meta.get("trust_remote_code", False))
     require_chat_template(tokenizer, meta["model"], meta.get("chat_template"))
     return model, tokenizer

@@ -19,9 +19,14 @@ Head = Callable[[torch.Tensor], torch.Tensor]
 IGNORE_INDEX = -100
 
 
+def _upcast(x: torch.Tensor) -> torch.Tensor:
+    """Half-precision logits are reduced in float32; float32 and float64 stay as they are."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
 def kl_to_uniform_from_logits(logits: torch.Tensor) -> torch.Tensor:
     """``KL(softmax(logits) || Uniform_V) = log V - H(p)`` for each row of ``logits``."""
-    logits = logits.float()
+    logits = _upcast(logits)
     log_p = F.log_softmax(logits, dim=-1)
     entropy = -(log_p.exp() * log_p).sum(-1)
     return math.log(logits.shape[-1]) - entropy
@@ -29,7 +34,7 @@ def kl_to_uniform_from_logits(logits: torch.Tensor) -> torch.Tensor:
 
 def cross_entropy_from_logits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Per-row next-token cross-entropy (no reduction)."""
-    return F.cross_entropy(logits.float(), targets, reduction="none")
+    return F.cross_entropy(_upcast(logits), targets, reduction="none")
 
 
 def _chunk_sum(
@@ -61,14 +66,12 @@ def chunked_weighted_token_loss(
         raise ValueError(f"unknown token loss kind {kind!r}")
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    total = hidden.new_zeros((), dtype=torch.float32)
+    total = hidden.new_zeros((), dtype=torch.promote_types(hidden.dtype, torch.float32))
     needs_grad = torch.is_grad_enabled() and hidden.requires_grad
     for start in range(0, hidden.shape[0], chunk_size):
         sl = slice(start, start + chunk_size)
         if needs_grad:
-            part = checkpoint(
-                _chunk_sum, hidden[sl], head, targets[sl], weights[sl], kind, use_reentrant=False
-            )
+            part = checkpoint(_chunk_sum, hidden[sl], head, targets[sl], weights[sl], kind, use_reentrant=False)
         else:
             part = _chunk_sum(hidden[sl], head, targets[sl], weights[sl], kind)
         total = total + part
@@ -108,5 +111,5 @@ def naive_forget_loss(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def naive_retain_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Reference ``L_retain``: mean cross-entropy over positions whose target is not ignored."""
     return F.cross_entropy(
-        logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE_INDEX
+        _upcast(logits).reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE_INDEX
     )

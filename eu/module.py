@@ -6,12 +6,15 @@ from typing import Any
 
 import lightning as L
 import torch
+from jsonargparse import lazy_instance
 from lightning.pytorch.cli import OptimizerCallable
 
 from eu.data.chat import load_chat_template, require_chat_template
 from eu.errors import EUError
 from eu.models import load_model, load_tokenizer
 from eu.objectives import ExclusiveUnlearning, Objective
+
+DEFAULT_OBJECTIVE = lazy_instance(ExclusiveUnlearning)
 
 
 def default_optimizer(params: Any) -> torch.optim.Optimizer:
@@ -25,7 +28,7 @@ class UnlearningModule(L.LightningModule):
     def __init__(
         self,
         model: str,
-        objective: Objective | None = None,
+        objective: Objective = DEFAULT_OBJECTIVE,
         dtype: str | None = None,
         trust_remote_code: bool = False,
         chat_template: str | None = None,
@@ -50,7 +53,7 @@ class UnlearningModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["objective", "optimizer"])
         self.model_name = model
-        self.objective = objective if objective is not None else ExclusiveUnlearning()
+        self.objective = objective
         self.dtype_name = dtype
         self.trust_remote_code = trust_remote_code
         self.chat_template = chat_template

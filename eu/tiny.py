@@ -6,6 +6,7 @@ It makes every command runnable in seconds on any machine and backs the test sui
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -21,7 +22,7 @@ SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 TINY_VERSION = "1"
 
 
-def build_tiny_tokenizer(chat_template: str | None = CHATML_TEMPLATE):
+def build_tiny_tokenizer(chat_template: str | None = CHATML_TEMPLATE) -> Any:
     """A byte-level BPE tokenizer without merges: 256 byte tokens plus ChatML specials."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
@@ -45,7 +46,7 @@ def build_tiny_tokenizer(chat_template: str | None = CHATML_TEMPLATE):
     return tok
 
 
-def build_tiny_llama(vocab_size: int, seed: int = 0, hidden_size: int = 64, layers: int = 2):
+def build_tiny_llama(vocab_size: int, seed: int = 0, hidden_size: int = 64, layers: int = 2) -> Any:
     """A randomly initialised Llama-architecture causal LM of about 60k parameters."""
     from transformers import LlamaConfig, LlamaForCausalLM
 

@@ -86,9 +86,7 @@ class PackedSteps(IterableDataset):
         self.dm, self.rank, self.world_size, self.start_step = dm, rank, world_size, start_step
 
     def __iter__(self) -> Iterator[dict[str, dict[str, torch.Tensor]]]:
-        iters = {
-            name: self.dm.planner(name, self.world_size).steps(self.start_step) for name in self.dm.streams
-        }
+        iters = {name: self.dm.planner(name, self.world_size).steps(self.start_step) for name in self.dm.streams}
         while True:
             yield {name: self.dm.collate_plan(name, next(it), self.rank) for name, it in iters.items()}
 
@@ -222,9 +220,7 @@ class UnlearningDataModule(L.LightningDataModule):
         return self._loader(PackedSteps(self, rank, world, start))
 
     def _loader(self, dataset: Any) -> DataLoader:
-        return DataLoader(
-            dataset, batch_size=None, num_workers=self.num_workers, pin_memory=torch.cuda.is_available()
-        )
+        return DataLoader(dataset, batch_size=None, num_workers=self.num_workers, pin_memory=torch.cuda.is_available())
 
     def val_batches(self) -> list[dict[str, dict[str, torch.Tensor]]]:
         """Held-out examples of both streams as fixed step batches, sharded by rank."""
@@ -250,8 +246,14 @@ class UnlearningDataModule(L.LightningDataModule):
                 rows = [[members[j] for j in row] for row in rows]
                 n_seq = sum(1 for i in members if _supervised(data.val, [i]) > 0)
                 step[name] = collate_stream(
-                    data.val, rows, data.config, self.pad_id, self.pad_to_multiple_of,
-                    self.static_shape, n_seq, _supervised(data.val, members),
+                    data.val,
+                    rows,
+                    data.config,
+                    self.pad_id,
+                    self.pad_to_multiple_of,
+                    self.static_shape,
+                    n_seq,
+                    _supervised(data.val, members),
                 )
             steps.append(step)
         return steps
@@ -270,7 +272,9 @@ def _check_stream_config(name: str, cfg: StreamConfig) -> None:
         raise EUError(f"data.{name}: set examples_per_step or tokens_per_step")
     if cfg.examples_per_step is not None and cfg.examples_per_step < 1:
         raise EUError(f"data.{name}.examples_per_step must be >= 1, got {cfg.examples_per_step}")
-    if cfg.tokens_per_step is not None and (cfg.tokens_per_step < cfg.block_length or cfg.tokens_per_step % cfg.block_length):
+    if cfg.tokens_per_step is not None and (
+        cfg.tokens_per_step < cfg.block_length or cfg.tokens_per_step % cfg.block_length
+    ):
         raise EUError(f"data.{name}.tokens_per_step must be a positive multiple of block_length ({cfg.block_length})")
     if cfg.val_examples < 0:
         raise EUError(f"data.{name}.val_examples must be >= 0")
