@@ -13,9 +13,12 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 
 def _aliases() -> dict[str, Any]:
+    from functools import partial
+
+    from eu.gguf_models import GGUF_MODELS, build_gguf_model
     from eu.tiny import build_tiny_model
 
-    return {"tiny-llama": build_tiny_model}
+    return {"tiny-llama": build_tiny_model, **{a: partial(build_gguf_model, a) for a in GGUF_MODELS}}
 
 
 def resolve_model(name: str) -> str:

@@ -1,0 +1,77 @@
+"""Batched, left-padded, KV-cached generation through a model's chat template."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+def end_token_ids(tokenizer: Any) -> list[int]:
+    """Token ids that end an assistant turn: EOS and the template's end-of-turn marker."""
+    ids = {tokenizer.eos_token_id}
+    for marker in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>"):
+        tid = tokenizer.convert_tokens_to_ids(marker)
+        if isinstance(tid, int) and tid != tokenizer.unk_token_id and tid >= 0:
+            ids.add(tid)
+    return sorted(i for i in ids if i is not None)
+
+
+@torch.no_grad()
+def generate_from_ids(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[list[int]],
+    max_new_tokens: int,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+) -> list[list[int]]:
+    """New token ids for each prompt (left-padded into one batch), cut at the first end token."""
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    width = max(len(p) for p in prompts)
+    device = next(model.parameters()).device
+    input_ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+    attention = torch.zeros((len(prompts), width), dtype=torch.long)
+    for i, p in enumerate(prompts):
+        input_ids[i, width - len(p) :] = torch.tensor(p)
+        attention[i, width - len(p) :] = 1
+    ends = end_token_ids(tokenizer)
+    kwargs: dict[str, Any] = {"do_sample": do_sample}
+    if do_sample:
+        kwargs.update(temperature=temperature, top_k=top_k)
+    else:
+        kwargs.update(temperature=None, top_k=None, top_p=None)
+    out = model.generate(
+        input_ids=input_ids.to(device),
+        attention_mask=attention.to(device),
+        max_new_tokens=max_new_tokens,
+        eos_token_id=ends,
+        pad_token_id=pad,
+        use_cache=True,
+        **kwargs,
+    )
+    results = []
+    for row in out[:, width:].tolist():
+        cut = next((j for j, t in enumerate(row) if t in ends), len(row))
+        results.append(row[:cut])
+    return results
+
+
+def chat_prompt_ids(tokenizer: Any, user: str, system: str | None = None) -> list[int]:
+    """Token ids of a user turn rendered with the chat template and the generation prompt."""
+    msgs = ([{"role": "system", "content": system}] if system is not None else []) + [{"role": "user", "content": user}]
+    out = tokenizer.apply_chat_template(msgs, tokenize=True, add_generation_prompt=True, return_dict=False)
+    return list(out["input_ids"] if hasattr(out, "keys") else out)
+
+
+def generate_chat(
+    model: Any, tokenizer: Any, users: list[str], max_new_tokens: int = 64, batch_size: int = 16
+) -> list[str]:
+    """Greedy responses to ``users`` (one user turn each), generated ``batch_size`` at a time."""
+    responses: list[str] = []
+    for start in range(0, len(users), batch_size):
+        prompts = [chat_prompt_ids(tokenizer, u) for u in users[start : start + batch_size]]
+        for ids in generate_from_ids(model, tokenizer, prompts, max_new_tokens):
+            responses.append(tokenizer.decode(ids, skip_special_tokens=True).strip())
+    return responses

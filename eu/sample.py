@@ -1,0 +1,177 @@
+"""Self-generated forget corpus: the model writes its own user turns and answers them.
+
+The recipe of Exclusive Unlearning: render an empty system and an empty user message with the
+chat template, let the model continue the user turn (64 new tokens), then render that turn
+with the generation prompt and let the model answer (up to 128 new tokens); temperature 2.0,
+top-k 100, seed 42. Rows are written in chunks, each chunk atomically and seeded by its
+number, so an interrupted run resumes without duplicating or losing rows.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from eu.errors import EUError
+from eu.eval.generate import generate_from_ids
+from eu.io import atomic_path
+
+SENTINEL = "\u2063EU-USER-SLOT\u2063"
+
+
+@dataclass
+class SampleSettings:
+    """How the forget corpus is sampled (defaults are the paper's recipe)."""
+
+    num_pairs: int = 256
+    """Rows (user, assistant pairs) to produce."""
+    batch_size: int = 32
+    """Rows generated together; also the chunk written at once."""
+    user_tokens: int = 64
+    """New tokens for the self-written user turn."""
+    answer_tokens: int = 128
+    """Maximum new tokens of the answer."""
+    temperature: float = 2.0
+    top_k: int = 100
+    seed: int = 42
+
+
+def user_turn_prefix(tokenizer: Any) -> list[int]:
+    """Token ids of an empty system turn followed by an open user turn for the model to write."""
+    msgs = [{"role": "system", "content": ""}, {"role": "user", "content": SENTINEL}]
+    text = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=False)
+    if SENTINEL not in text:
+        raise EUError("the chat template drops the user message; cannot self-generate a forget corpus")
+    prefix = text[: text.index(SENTINEL)]
+    return tokenizer(prefix, add_special_tokens=False)["input_ids"]
+
+
+def sample_chunk(model: Any, tokenizer: Any, settings: SampleSettings, chunk: int, rows: int) -> list[dict[str, str]]:
+    """Generate ``rows`` pairs; the chunk number seeds the sampler so results do not depend on resumes."""
+    from eu.eval.generate import chat_prompt_ids
+
+    torch.manual_seed(settings.seed * 1_000_003 + chunk)
+    prefix = user_turn_prefix(tokenizer)
+    users_ids = generate_from_ids(
+        model, tokenizer, [prefix] * rows, settings.user_tokens, True, settings.temperature, settings.top_k
+    )
+    users = [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in users_ids]
+    prompts = [chat_prompt_ids(tokenizer, u, system="") for u in users]
+    answers_ids = generate_from_ids(
+        model, tokenizer, prompts, settings.answer_tokens, True, settings.temperature, settings.top_k
+    )
+    answers = [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in answers_ids]
+    return [{"user_text": u, "assistant_text": a} for u, a in zip(users, answers, strict=True)]
+
+
+def _read_jsonl(path: Path) -> list[dict[str, str]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, str]]) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
+def distinct_2gram_ratio(texts: list[str]) -> float:
+    """Share of distinct word bigrams among all bigrams of ``texts`` (1.0 means no repetition)."""
+    grams = [tuple(w[i : i + 2]) for t in texts for w in [t.split()] for i in range(len(w) - 1)]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def sample_corpus(model: Any, tokenizer: Any, out: Path, settings: SampleSettings, progress: bool = True) -> Path:
+    """Write ``settings.num_pairs`` distinct rows to ``out`` (JSONL), resuming from earlier chunks."""
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    if out.is_file():
+        return out
+    parts = out.with_name(out.name + ".parts")
+    parts.mkdir(parents=True, exist_ok=True)
+    (parts / "settings.json").write_text(json.dumps(settings.__dict__, sort_keys=True))
+    seen: dict[tuple[str, str], dict[str, str]] = {}
+    chunk = 0
+    bar = tqdm(total=settings.num_pairs, desc="eu sample", unit="pair", disable=not progress)
+    while len(seen) < settings.num_pairs:
+        part = parts / f"chunk-{chunk:05d}.jsonl"
+        if part.is_file():
+            rows = _read_jsonl(part)
+        else:
+            rows = sample_chunk(model, tokenizer, settings, chunk, settings.batch_size)
+            _write_jsonl(part, rows)
+        before = len(seen)
+        for r in rows:
+            seen.setdefault((r["user_text"], r["assistant_text"]), r)
+        bar.update(min(len(seen), settings.num_pairs) - min(before, settings.num_pairs))
+        chunk += 1
+        if chunk > 10 * (settings.num_pairs // settings.batch_size + 1):
+            raise EUError("sampling keeps producing duplicate rows; raise temperature or lower num_pairs")
+    bar.close()
+    rows = list(seen.values())[: settings.num_pairs]
+    _write_jsonl(out, rows)
+    shutil.rmtree(parts, ignore_errors=True)
+    return out
+
+
+def corpus_summary(path: Path, tokenizer: Any) -> dict[str, float]:
+    """Count, mean token lengths of both turns and the distinct-2-gram ratio of the answers."""
+    rows = _read_jsonl(Path(path))
+    n = max(len(rows), 1)
+    return {
+        "rows": len(rows),
+        "mean_user_tokens": sum(len(tokenizer(r["user_text"])["input_ids"]) for r in rows) / n,
+        "mean_answer_tokens": sum(len(tokenizer(r["assistant_text"])["input_ids"]) for r in rows) / n,
+        "distinct_2gram_ratio": distinct_2gram_ratio([r["assistant_text"] for r in rows]),
+    }
+
+
+def sample(
+    model: str = "smollm2-135m-instruct",
+    out: str = "forget.jsonl",
+    num_pairs: int = 256,
+    batch_size: int = 32,
+    user_tokens: int = 64,
+    answer_tokens: int = 128,
+    temperature: float = 2.0,
+    top_k: int = 100,
+    seed: int = 42,
+    dtype: str | None = None,
+    device: str = "auto",
+) -> dict[str, float]:
+    """Self-generate a forget corpus of (user_text, assistant_text) pairs with ``model``.
+
+    Args:
+        model: alias, Hugging Face id or local folder of the model being unlearned.
+        out: output JSONL; an interrupted run resumes from ``OUT.parts``.
+        num_pairs: distinct rows to produce.
+        batch_size: rows generated at once.
+        user_tokens: new tokens of the self-written user turn.
+        answer_tokens: maximum new tokens of the answer.
+        temperature: sampling temperature.
+        top_k: top-k sampling cut-off.
+        seed: base seed; chunk ``c`` uses a seed derived from it and ``c``.
+        dtype: float32 (default), bfloat16 or float16.
+        device: ``auto``, ``cpu`` or ``cuda``.
+    """
+    from eu.models import load_model, load_tokenizer
+
+    settings = SampleSettings(num_pairs, batch_size, user_tokens, answer_tokens, temperature, top_k, seed)
+    if num_pairs < 1 or batch_size < 1:
+        raise EUError("--num_pairs and --batch_size must be at least 1")
+    tokenizer = load_tokenizer(model)
+    if not tokenizer.chat_template:
+        raise EUError(f"the tokenizer of {model!r} has no chat template; eu sample needs one")
+    lm = load_model(model, dtype)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    lm.to(device).eval()
+    path = sample_corpus(lm, tokenizer, Path(out), settings)
+    summary = corpus_summary(path, tokenizer)
+    print(json.dumps({"out": str(path), **summary}, indent=2), file=sys.stderr)
+    return summary
