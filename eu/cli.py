@@ -39,7 +39,32 @@ def _export(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS: dict[str, Callable[[list[str]], int]] = {"export": _export}
+def _sample(argv: list[str]) -> int:
+    from jsonargparse import CLI
+
+    from eu.sample import sample
+
+    CLI(sample, args=argv, prog="eu sample", as_positional=False)
+    return 0
+
+
+def _data(argv: list[str]) -> int:
+    from eu.domains import SIZES, prepare
+
+    parser = argparse.ArgumentParser(prog="eu data", description="Built-in retained-domain data.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    prep = sub.add_parser("prepare", help="write DOMAIN-train.jsonl and DOMAIN-test.jsonl")
+    prep.add_argument("domain", choices=sorted(SIZES))
+    prep.add_argument("--out", default=None, help="output folder (default: the eu cache)")
+    args = parser.parse_args(argv)
+    for split in ("train", "test"):
+        path = prepare(args.domain, split, args.out)
+        n = sum(1 for _ in path.open(encoding="utf-8"))
+        print(f"{path}\t{n} rows")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {"export": _export, "sample": _sample, "data": _data}
 EXTRA_HELP = "eu's own subcommands: " + ", ".join(f"eu {c}" for c in COMMANDS) + " (run 'eu CMD --help')."
 
 

@@ -10,6 +10,7 @@ import torch
 from eu.data.chat import require_chat_template
 from eu.errors import EUError
 from eu.io import atomic_dir
+from eu.lora import LoraOptions, adapter_state, apply_lora
 from eu.models import load_model, load_tokenizer
 
 
@@ -30,7 +31,13 @@ def model_from_checkpoint(path: str | Path) -> tuple[Any, Any]:
     meta = ckpt["eu"]
     model = load_model(meta["model"], meta.get("dtype"), meta.get("trust_remote_code", False))
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    if meta.get("lora"):
+        model = apply_lora(model, LoraOptions(**meta["lora"]))
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        missing = [k for k in adapter_state(dict.fromkeys(missing)) if k]
+        model = model.merge_and_unload()
+    else:
+        missing, unexpected = model.load_state_dict(state, strict=False)
     tied = getattr(model.config, "tie_word_embeddings", False)
     missing = [k for k in missing if not (tied and k.startswith("lm_head"))]
     if unexpected or missing:

@@ -9,6 +9,21 @@ import torch
 
 from eu.errors import EUError
 
+# Randomly initialised models of real sizes (no download), for benchmarks; byte-level tokenizer.
+RANDOM_MODELS = {
+    "random-llama-3.2-1b": dict(
+        hidden_size=2048,
+        intermediate_size=8192,
+        num_hidden_layers=16,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        vocab_size=128256,
+        tie_word_embeddings=True,
+        rope_theta=500000.0,
+        max_position_embeddings=8192,
+    ),
+}
+
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -26,6 +41,8 @@ def resolve_model(name: str) -> str:
     if not name:
         raise EUError("no model given; set model.model to a Hugging Face id, a local folder or an alias")
     builders = _aliases()
+    if name in RANDOM_MODELS:
+        name = "tiny-llama"  # its tokenizer and chat template; weights come from load_model
     if name in builders:
         return str(builders[name]())
     return name
@@ -48,6 +65,12 @@ def load_model(name: str, dtype: str | None = None, trust_remote_code: bool = Fa
 
     if dtype is not None and dtype not in DTYPES:
         raise EUError(f"model.dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    if name in RANDOM_MODELS:
+        from transformers import LlamaConfig
+
+        torch.manual_seed(0)
+        config = LlamaConfig(**RANDOM_MODELS[name], bos_token_id=1, eos_token_id=2, pad_token_id=0)
+        return AutoModelForCausalLM.from_config(config, dtype=DTYPES[dtype or "float32"])
     path = resolve_model(name)
     try:
         return AutoModelForCausalLM.from_pretrained(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import lightning as L
@@ -11,6 +12,7 @@ from lightning.pytorch.cli import OptimizerCallable
 
 from eu.data.chat import load_chat_template, require_chat_template
 from eu.errors import EUError
+from eu.lora import LoraOptions, adapter_state, apply_lora
 from eu.models import load_model, load_tokenizer
 from eu.objectives import ExclusiveUnlearning, Objective
 
@@ -36,6 +38,7 @@ class UnlearningModule(L.LightningModule):
         lr_schedule: str = "linear",
         warmup_steps: int = 0,
         gradient_checkpointing: bool = False,
+        lora: LoraOptions | None = None,
     ) -> None:
         """
         Args:
@@ -49,6 +52,7 @@ class UnlearningModule(L.LightningModule):
             lr_schedule: a transformers scheduler name (``linear``, ``cosine``, ``constant``, ...).
             warmup_steps: learning-rate warm-up steps (0 in the reference recipe).
             gradient_checkpointing: recompute decoder activations in backward to save memory.
+            lora: train low-rank adapters instead of all weights (needs ``peft``).
         """
         super().__init__()
         self.save_hyperparameters(ignore=["objective", "optimizer"])
@@ -61,6 +65,9 @@ class UnlearningModule(L.LightningModule):
         self.lr_schedule = lr_schedule
         self.warmup_steps = warmup_steps
         self.gradient_checkpointing = gradient_checkpointing
+        self.lora = lora
+        # LoRA checkpoints hold only the adapter; the frozen base comes from ``model``
+        self.strict_loading = lora is None
         self.model: Any = None
         self._tokenizer: Any = None
 
@@ -78,6 +85,8 @@ class UnlearningModule(L.LightningModule):
         if self.gradient_checkpointing:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.model.config.use_cache = False
+        if self.lora is not None:
+            self.model = apply_lora(self.model, self.lora)
         self.model.train()
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -123,12 +132,15 @@ class UnlearningModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.lora is not None:
+            checkpoint["state_dict"] = adapter_state(checkpoint["state_dict"])
         checkpoint["eu"] = {
             "model": self.model_name,
             "dtype": self.dtype_name,
             "trust_remote_code": self.trust_remote_code,
             "chat_template": load_chat_template(self.chat_template),
             "objective": repr(self.objective),
+            "lora": asdict(self.lora) if self.lora is not None else None,
         }
 
     def configure_callbacks(self) -> list[L.Callback]:

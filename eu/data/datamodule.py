@@ -14,8 +14,10 @@ from eu.data.chat import require_chat_template
 from eu.data.mixing import StepPlan, StreamPlanner, epoch_permutation
 from eu.data.packing import first_fit_decreasing, pack_rows, round_up
 from eu.data.records import Fields, read_records
+from eu.data.self_generated import SELF_GENERATED, ensure_corpus
 from eu.data.tokenized import TokenizedExamples, tokenize_cached
 from eu.errors import EUError
+from eu.sample import SampleSettings
 
 STREAMS = ("retain", "forget")
 
@@ -25,7 +27,8 @@ class StreamConfig:
     """Where one stream's examples come from and how many each step takes."""
 
     path: str | None = None
-    """A .jsonl/.json/.csv/.parquet file or a Hugging Face dataset name."""
+    """A .jsonl/.json/.csv/.parquet file, a Hugging Face dataset name, built-in data
+    (``eu:math/train``, ``eu:medicine/train``) or, for forget, ``self-generated``."""
     split: str = "train"
     """Dataset split when ``path`` is a Hugging Face dataset name."""
     fields: Fields = field(default_factory=Fields)
@@ -105,6 +108,7 @@ class UnlearningDataModule(L.LightningDataModule):
         pad_to_multiple_of: int = 64,
         static_shape: bool = False,
         num_workers: int = 0,
+        sample: SampleSettings | None = None,
     ) -> None:
         """
         Args:
@@ -118,6 +122,8 @@ class UnlearningDataModule(L.LightningDataModule):
             pad_to_multiple_of: round packed rows up to this width (dynamic shapes only).
             static_shape: always emit ``[examples_per_step, block_length]`` batches (for compile).
             num_workers: DataLoader workers.
+            sample: how a ``self-generated`` forget corpus is sampled (the paper's recipe by
+                default); used when ``forget.path`` is ``self-generated``.
         """
         super().__init__()
         self.stream_configs = {"retain": retain, "forget": forget}
@@ -128,6 +134,7 @@ class UnlearningDataModule(L.LightningDataModule):
         self.pad_to_multiple_of = pad_to_multiple_of
         self.static_shape = static_shape
         self.num_workers = num_workers
+        self.sample = sample or SampleSettings()
         self.data: dict[str, StreamData] = {}
         self.stats: dict[str, dict[str, int]] = {}
         self.pad_id = 0
@@ -151,7 +158,10 @@ class UnlearningDataModule(L.LightningDataModule):
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id or 0
         for name in self.streams:
             cfg = self.stream_configs[name]
-            records = read_records(cfg.path, cfg.fields, cfg.split)
+            source = cfg.path
+            if source == SELF_GENERATED:
+                source = str(ensure_corpus(self.tokenizer_name, self.sample, self.trust_remote_code))
+            records = read_records(source, cfg.fields, cfg.split)
             examples = tokenize_cached(tokenizer, records, cfg.block_length)
             if len(examples) == 0:
                 raise EUError(

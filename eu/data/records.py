@@ -76,6 +76,9 @@ def load_table(source: str, split: str = "train") -> list[dict[str, Any]]:
     """Rows of a data file or a Hugging Face dataset split, as dictionaries."""
     import datasets
 
+    from eu.domains import resolve_source
+
+    source = resolve_source(source)
     if is_local(source):
         path = Path(source)
         if not path.is_file():

@@ -1,0 +1,385 @@
+"""Benchmark: eu's packed, chunked training step against a reference-style padded step.
+
+    python -m eu.bench [--model smollm2-135m-instruct] [--steps 5] [--warmup 2]
+
+(a) *reference*: the way the original EU implementation trains: padded batches of 4 retain +
+    4 forget examples, the forget batch tokenized at every step, full-vocabulary logits for
+    every position, losses from those logits.
+(b) *eu*: pre-tokenized examples packed into rows (``position_ids`` restart per example) and
+    the chunked losses that project only response positions, a chunk at a time.
+
+Both see the same examples at every step and run in separate processes on the same machine.
+Printed: medians over the timed steps of supervised tokens per second and peak memory, the
+ratio (b)/(a), packing efficiency, and generation throughput batched against one at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+import torch
+
+from eu.data.chat import encode_record
+from eu.data.datamodule import PackedSteps, StreamConfig, UnlearningDataModule
+from eu.data.self_generated import SELF_GENERATED
+from eu.losses import IGNORE_INDEX, naive_forget_loss, naive_retain_loss
+from eu.objectives import ExclusiveUnlearning
+
+
+def _datamodule(args: argparse.Namespace) -> UnlearningDataModule:
+    dm = UnlearningDataModule(
+        StreamConfig(path=args.retain, block_length=512, examples_per_step=args.examples),
+        StreamConfig(path=args.forget, block_length=256, examples_per_step=args.examples),
+        tokenizer=args.model,
+    )
+    dm.setup()
+    return dm
+
+
+def _reference_batch(tokenizer: Any, records: list[Any], max_length: int, pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded batch with labels on response tokens, tokenized now (as the reference does)."""
+    encoded = [encode_record(tokenizer, r) for r in records]
+    width = min(max(len(ids) for ids, _ in encoded), max_length)
+    input_ids = torch.full((len(records), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(records), width), dtype=torch.long)
+    labels = torch.full((len(records), width), IGNORE_INDEX, dtype=torch.long)
+    for i, (ids, n_prompt) in enumerate(encoded):
+        ids = ids[:width]
+        input_ids[i, : len(ids)] = torch.tensor(ids)
+        attention[i, : len(ids)] = 1
+        labels[i, n_prompt : len(ids)] = torch.tensor(ids[n_prompt:])
+    return {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
+
+
+def _reference_loss(
+    model: Any, retain: dict[str, torch.Tensor], forget: dict[str, torch.Tensor], lam: float
+) -> torch.Tensor:
+    r_logits = model(input_ids=retain["input_ids"], attention_mask=retain["attention_mask"]).logits
+    retain_loss = naive_retain_loss(r_logits[:, :-1], retain["labels"][:, 1:])
+    f_logits = model(input_ids=forget["input_ids"], attention_mask=forget["attention_mask"]).logits
+    forget_loss = naive_forget_loss(f_logits[:, :-1], forget["labels"][:, 1:] != IGNORE_INDEX)
+    return lam * forget_loss + (1 - lam) * retain_loss
+
+
+def run_variant(args: argparse.Namespace) -> dict[str, Any]:
+    """Time ``args.variant`` for warm-up + timed steps in this process."""
+    from eu.data.records import read_records
+    from eu.models import load_model, load_tokenizer
+    from eu.sample import SampleSettings
+
+    torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    dm = _datamodule(args)
+    tokenizer = load_tokenizer(args.model)
+    model = load_model(args.model).to(device).train()
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    objective = ExclusiveUnlearning()
+    steps = iter(PackedSteps(dm, 0, 1, 0))
+    # the raw records behind each planned step, for the reference path
+    forget_source = args.forget
+    if forget_source == SELF_GENERATED:
+        from eu.data.self_generated import corpus_path
+
+        forget_source = str(corpus_path(args.model, SampleSettings()))
+    records = {"retain": read_records(args.retain), "forget": read_records(forget_source)}
+    planners = {n: dm.planner(n, 1).steps(0) for n in ("retain", "forget")}
+    order = {n: _train_order(dm, n, records[n]) for n in ("retain", "forget")}
+    times, supervised, real, positions = [], [], [], []
+    for step in range(args.warmup + args.steps):
+        packed = next(steps)
+        plan = {n: next(planners[n]).examples(0) for n in ("retain", "forget")}
+        meter = PeakMemory(device).__enter__() if step == args.warmup + args.steps - 1 else None
+        _sync(device)
+        start = time.perf_counter()
+        if args.variant == "eu":
+            packed = _to(packed, device)
+            last_batches = packed
+            with autocast:
+                loss = objective(model, packed)["loss/total"]
+            n_sup = sum(int((b["targets"] != IGNORE_INDEX).sum()) for b in packed.values())
+            n_real = sum(int((b["sequence_index"] >= 0).sum()) for b in packed.values())
+            n_pos = sum(b["input_ids"].numel() for b in packed.values())
+        else:
+            pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+            batches = {
+                n: _reference_batch(tokenizer, [order[n][i] for i in plan[n]], 512 if n == "retain" else 256, pad)
+                for n in ("retain", "forget")
+            }
+            batches = _to(batches, device)
+            last_batches = batches
+            with autocast:
+                loss = _reference_loss(model, batches["retain"], batches["forget"], objective.forget_weight)
+            n_sup = sum(int((b["labels"][:, 1:] != IGNORE_INDEX).sum()) for b in batches.values())
+            n_real = sum(int(b["attention_mask"].sum()) for b in batches.values())
+            n_pos = sum(b["input_ids"].numel() for b in batches.values())
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        _sync(device)
+        elapsed = time.perf_counter() - start
+        if meter is not None:
+            meter.__exit__()
+            step_peak = meter.growth_mib
+        if step >= args.warmup:
+            times.append(elapsed)
+            supervised.append(n_sup)
+            real.append(n_real)
+            positions.append(n_pos)
+    n_params = sum(p.numel() for p in model.parameters())
+    tokens_per_s = statistics.median(r / t for r, t in zip(real, times, strict=True))
+    peak = PEAK_FLOPS.get(torch.cuda.get_device_name(device) if device.type == "cuda" else "", None)
+    return {
+        "variant": args.variant,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "params": n_params,
+        "tokens_per_s": tokens_per_s,
+        "mfu": 6 * n_params * tokens_per_s / peak if peak else None,
+        "median_step_s": statistics.median(times),
+        "supervised_tokens_per_s": statistics.median(s / t for s, t in zip(supervised, times, strict=True)),
+        "packing_efficiency": sum(real) / sum(positions),
+        "supervised_per_step": statistics.median(supervised),
+        "step_peak_mib": step_peak,
+        "loss_peak_mib": _loss_peak(model, args.variant, last_batches, objective.forget_weight, device, autocast),
+    }
+
+
+def _train_order(dm: UnlearningDataModule, name: str, records: list[Any]) -> list[Any]:
+    """Records in the order of the datamodule's training split (the planner's indices)."""
+    from eu.data.datamodule import STREAMS
+    from eu.data.mixing import epoch_permutation
+
+    n_val = dm.stream_configs[name].val_examples
+    perm = epoch_permutation(len(records), dm.seed, STREAMS.index(name), -1)
+    return [records[i] for i in perm[n_val:]]
+
+
+# dense bf16 tensor-core peaks, for model FLOPs utilisation
+PEAK_FLOPS = {"NVIDIA H100 80GB HBM3": 989e12, "NVIDIA H200": 989e12, "NVIDIA A100-SXM4-80GB": 312e12}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _to(batches: dict[str, dict[str, torch.Tensor]], device: torch.device) -> dict[str, dict[str, torch.Tensor]]:
+    return {n: {k: v.to(device, non_blocking=True) for k, v in b.items()} for n, b in batches.items()}
+
+
+class PeakMemory:
+    """Peak memory growth inside the block: CUDA allocator statistics, or polled RSS on CPU."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._start = torch.cuda.memory_allocated(self.device)
+        else:
+            self._rss = PeakRSS().__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.growth_mib = (torch.cuda.max_memory_allocated(self.device) - self._start) / 2**20
+        else:
+            self._rss.__exit__()
+            self.growth_mib = self._rss.growth_mib
+
+
+class PeakRSS:
+    """Largest resident-set growth over the value on entry, polled every millisecond."""
+
+    def __enter__(self) -> PeakRSS:
+        import threading
+
+        import psutil
+
+        self._proc = psutil.Process()
+        self.start = self.peak = self._proc.memory_info().rss
+        self._stop = threading.Event()
+
+        def poll() -> None:
+            while not self._stop.wait(0.001):
+                self.peak = max(self.peak, self._proc.memory_info().rss)
+
+        self._thread = threading.Thread(target=poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._proc.memory_info().rss)
+
+    @property
+    def growth_mib(self) -> float:
+        return (self.peak - self.start) / 2**20
+
+
+def _loss_peak(
+    model: Any,
+    variant: str,
+    batches: dict[str, dict[str, torch.Tensor]],
+    lam: float,
+    device: torch.device,
+    autocast: Any,
+) -> float:
+    """Peak memory of the loss computation alone: from final hidden states to loss and back."""
+    from eu.objectives.base import decoder_and_head
+
+    decoder, head = decoder_and_head(model)
+    with torch.no_grad(), autocast:
+        hidden = {
+            n: decoder(
+                **{k: v for k, v in b.items() if k in ("input_ids", "attention_mask", "position_ids")}, use_cache=False
+            ).last_hidden_state
+            for n, b in batches.items()
+        }
+    hidden = {n: h.detach().requires_grad_(True) for n, h in hidden.items()}
+    with PeakMemory(device) as meter, autocast:
+        if variant == "reference":
+            r = naive_retain_loss(head(hidden["retain"])[:, :-1], batches["retain"]["labels"][:, 1:])
+            f_mask = batches["forget"]["labels"][:, 1:] != IGNORE_INDEX
+            f = naive_forget_loss(head(hidden["forget"])[:, :-1], f_mask)
+        else:
+            from eu.losses import chunked_weighted_token_loss, forget_token_weights
+
+            terms = []
+            for n in ("retain", "forget"):
+                b, h = batches[n], hidden[n]
+                mask = b["targets"] != IGNORE_INDEX
+                if n == "retain":
+                    w = torch.full((int(mask.sum()),), 1.0 / float(b["num_targets_norm"]), device=device)
+                    kind = "cross_entropy"
+                else:
+                    w = forget_token_weights(b["sequence_index"][mask], float(b["num_sequences_norm"]))
+                    kind = "kl_uniform"
+                terms.append(chunked_weighted_token_loss(h[mask], head, b["targets"][mask], w, kind, 1024))
+            r, f = terms
+        (lam * f + (1 - lam) * r).backward()
+    return meter.growth_mib
+
+
+def generation_throughput(model_name: str, pairs: int, batch: int, max_new_tokens: int) -> dict[str, float]:
+    """Seconds per generated answer: batched against one at a time (greedy, same prompts)."""
+    from eu.domains import domain_items
+    from eu.eval.generate import chat_prompt_ids, generate_from_ids
+    from eu.models import load_model, load_tokenizer
+
+    tokenizer = load_tokenizer(model_name)
+    model = load_model(model_name).eval()
+    prompts = [chat_prompt_ids(tokenizer, it["user_text"]) for it in domain_items("math", "test")[:pairs]]
+    start = time.perf_counter()
+    for i in range(0, pairs, batch):
+        generate_from_ids(model, tokenizer, prompts[i : i + batch], max_new_tokens)
+    batched = (time.perf_counter() - start) / pairs
+    start = time.perf_counter()
+    for p in prompts:
+        generate_from_ids(model, tokenizer, [p], max_new_tokens)
+    single = (time.perf_counter() - start) / pairs
+    return {"batched_s_per_item": batched, "single_s_per_item": single, "speedup": single / batched}
+
+
+def _spawn(args: argparse.Namespace, variant: str) -> dict[str, Any]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "eu.bench",
+        "--variant",
+        variant,
+        "--model",
+        args.model,
+        "--retain",
+        args.retain,
+        "--forget",
+        args.forget,
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+        "--examples",
+        str(args.examples),
+        "--threads",
+        str(args.threads),
+        "--device",
+        args.device,
+        "--precision",
+        args.precision,
+    ]
+    env = {**__import__("os").environ, "MALLOC_MMAP_THRESHOLD_": "65536"}  # big frees return to the OS
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise SystemExit(f"{variant} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--retain", default="eu:math/train")
+    parser.add_argument("--forget", default=SELF_GENERATED, help="forget data (default: the model's own corpus)")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps (medians over these)")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--examples", type=int, default=4, help="examples per stream and step")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--generation", type=int, default=32, help="prompts for the generation benchmark (0: skip)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--precision", choices=["32", "bf16"], default="32", help="bf16: autocast (GPUs)")
+    parser.add_argument("--variant", choices=["reference", "eu"], help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.variant:
+        print(json.dumps(run_variant(args)))
+        return
+    if args.forget == SELF_GENERATED:  # sample it once here, not inside the timed processes
+        from eu.data.self_generated import ensure_corpus
+        from eu.sample import SampleSettings
+
+        ensure_corpus(args.model, SampleSettings())
+    results = {v: _spawn(args, v) for v in ("reference", "eu")}
+    ref, ours = results["reference"], results["eu"]
+    print(
+        f"model {args.model}, {args.examples} retain + {args.examples} forget examples per step, "
+        f"medians over {args.steps} steps after {args.warmup} warm-up, {args.threads} threads"
+    )
+    print(f"device {ours['device']}, precision {args.precision}, {ours['params'] / 1e6:.0f}M parameters")
+    print(f"{'':28}{'reference (a)':>16}{'eu (b)':>12}{'(b)/(a)':>10}")
+    rows = [
+        ("supervised tokens / s", "supervised_tokens_per_s", "{:.1f}"),
+        ("tokens / s (non-padding)", "tokens_per_s", "{:.1f}"),
+        ("step time (s)", "median_step_s", "{:.2f}"),
+        ("step peak memory (MiB)", "step_peak_mib", "{:.0f}"),
+        ("loss peak memory (MiB)", "loss_peak_mib", "{:.0f}"),
+        ("packing efficiency", "packing_efficiency", "{:.3f}"),
+        ("supervised tokens / step", "supervised_per_step", "{:.0f}"),
+    ]
+    for label, key, fmt in rows:
+        ratio = ours[key] / ref[key] if ref[key] else float("nan")
+        print(f"{label:28}{fmt.format(ref[key]):>16}{fmt.format(ours[key]):>12}{ratio:>10.2f}")
+    if ours["mfu"] is not None:
+        print(
+            f"model FLOPs utilisation (6 x params x non-padding tokens/s / peak): reference {ref['mfu']:.1%}, "
+            f"eu {ours['mfu']:.1%}"
+        )
+    if args.generation:
+        gen = generation_throughput(args.model, args.generation, args.generation, 32)
+        print(
+            f"generation, {args.generation} maths prompts, 32 new tokens: batched "
+            f"{gen['batched_s_per_item']:.2f} s/item, one at a time {gen['single_s_per_item']:.2f} s/item, "
+            f"speedup {gen['speedup']:.1f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""The forget stream's default source: a corpus the model being unlearned writes itself."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+from pathlib import Path
+
+import torch
+
+from eu.io import cache_dir
+from eu.sample import SampleSettings, corpus_summary, sample_corpus
+
+SELF_GENERATED = "self-generated"
+
+
+def corpus_path(model_name: str, settings: SampleSettings) -> Path:
+    """Where the corpus of ``model_name`` sampled with ``settings`` is cached."""
+    key = hashlib.sha256(json.dumps([model_name, settings.__dict__], sort_keys=True).encode()).hexdigest()[:16]
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", model_name).strip("_")[-60:]
+    return cache_dir() / "forget" / f"{slug}-{key}.jsonl"
+
+
+def ensure_corpus(model_name: str, settings: SampleSettings, trust_remote_code: bool = False) -> Path:
+    """Sample the corpus on first use (resuming an interrupted run) and return its path."""
+    from eu.models import load_model, load_tokenizer
+
+    path = corpus_path(model_name, settings)
+    if path.is_file():
+        return path
+    print(f"eu: sampling a forget corpus of {settings.num_pairs} pairs from {model_name} into {path}", file=sys.stderr)
+    tokenizer = load_tokenizer(model_name, trust_remote_code)
+    model = load_model(model_name, None, trust_remote_code)
+    model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
+    sample_corpus(model, tokenizer, path, settings)
+    print(f"eu: forget corpus {json.dumps(corpus_summary(path, tokenizer))}", file=sys.stderr)
+    del model
+    return path
