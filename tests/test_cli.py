@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from conftest import ROOT, run_eu, scalars
 
 TINY = str(ROOT / "configs" / "tiny.yaml")

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from conftest import ROOT, run_eu
 
 CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))

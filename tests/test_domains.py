@@ -1,8 +1,7 @@
 import json
 
-from eu.domains import domain_items, prepare, resolve_source
+from eu.domains import domain_items, medicine, prepare, resolve_source
 from eu.domains import math as math_domain
-from eu.domains import medicine
 
 TABLE = {
     "Asthma": {

@@ -2,9 +2,10 @@ import itertools
 import random
 
 import pytest
-from conftest import ROOT, run_eu, scalars
 
 from eu.data.mixing import StreamPlanner
+
+from conftest import ROOT, run_eu, scalars
 
 TINY = str(ROOT / "configs" / "tiny.yaml")
 
