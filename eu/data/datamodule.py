@@ -105,7 +105,7 @@ class UnlearningDataModule(L.LightningDataModule):
         chat_template: str | None = None,
         trust_remote_code: bool = False,
         seed: int = 42,
-        pad_to_multiple_of: int = 64,
+        pad_to_multiple_of: int = 8,
         static_shape: bool = False,
         num_workers: int = 0,
         sample: SampleSettings | None = None,

@@ -1,0 +1,69 @@
+"""Write evaluation results: ``results.json``, ``results.md`` and ``results.png``, atomically."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from eu.io import atomic_path, write_text_atomic
+
+
+def summary_row(results: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Headline numbers of one model: ASR per harmful suite, accuracy per domain suite."""
+    row = {}
+    for name, res in results.items():
+        key = name.split(":")[0] if name in ("harmful", "jailbreak", "domain") else name
+        row[f"{key}_{'asr' if 'asr' in res else 'accuracy'}"] = res.get("asr", res.get("accuracy"))
+        if "refusal_rate" in res:
+            row[f"{key}_refusal_rate"] = res["refusal_rate"]
+    return row
+
+
+def markdown_table(models: dict[str, dict[str, dict[str, Any]]]) -> str:
+    rows = {m: summary_row(r) for m, r in models.items()}
+    columns = sorted({c for r in rows.values() for c in r})
+    n_by_suite = {name: res["n"] for r in models.values() for name, res in r.items()}
+    lines = ["| model | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    for model, row in rows.items():
+        cells = [f"{row[c]:.3f}" if c in row and row[c] is not None else "–" for c in columns]
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("Items per suite: " + ", ".join(f"{k} {v}" for k, v in n_by_suite.items()))
+    return "\n".join(lines) + "\n"
+
+
+def plot(models: dict[str, dict[str, dict[str, Any]]], path: Path) -> None:
+    """ASR (mean over harmful suites) against domain accuracy, one labelled point per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for model, res in models.items():
+        asrs = [r["asr"] for r in res.values() if "asr" in r]
+        accs = [r["accuracy"] for r in res.values() if "accuracy" in r]
+        if asrs and accs:
+            x, y = sum(accs) / len(accs), sum(asrs) / len(asrs)
+            ax.scatter([x], [y])
+            ax.annotate(Path(model).name[:30], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xlabel("domain accuracy (higher is better)")
+    ax.set_ylabel("attack success rate (lower is better)")
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def write_results(out_dir: str | Path, models: dict[str, dict[str, dict[str, Any]]]) -> Path:
+    """Write the three result files for ``{model: {suite: result}}`` into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "results.json", json.dumps(models, indent=2, ensure_ascii=False))
+    write_text_atomic(out / "results.md", markdown_table(models))
+    plot(models, out / "results.png")
+    return out

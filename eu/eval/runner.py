@@ -1,0 +1,136 @@
+"""Run evaluation suites on a model: generate, judge, score, and gather across processes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from eu.domains import is_correct
+from eu.errors import EUError
+from eu.eval.generate import chat_prompt_ids, generate_from_ids
+from eu.eval.metrics import AttackSuccessRate, DomainAccuracy, RefusalRate
+from eu.eval.suites import (
+    domain_suite,
+    harmful_suite,
+    jailbreak_suite,
+    user_domain_suite,
+    user_prompts_suite,
+    user_templates_suite,
+)
+
+
+def build_suites(
+    names: list[str],
+    harmful_size: int | None = 100,
+    jailbreak_size: int = 200,
+    domain: str = "math",
+    domain_size: int | None = 100,
+    seed: int = 0,
+    max_template_chars: int | None = 3000,
+) -> dict[str, list[dict[str, Any]]]:
+    """Items per suite. Names: ``harmful``, ``jailbreak``, ``domain`` (or ``domain:NAME``),
+    ``prompts:FILE.jsonl``, ``templates:FILE``, ``qa:FILE.jsonl``."""
+    suites: dict[str, list[dict[str, Any]]] = {}
+    for name in names:
+        kind, _, arg = name.partition(":")
+        if kind == "harmful":
+            suites["harmful"] = harmful_suite(harmful_size, seed)
+        elif kind == "jailbreak":
+            suites["jailbreak"] = jailbreak_suite(jailbreak_size, seed, max_template_chars)
+        elif kind == "domain":
+            suites["domain"] = domain_suite(arg or domain, domain_size)
+        elif kind == "prompts":
+            suites[f"prompts:{arg}"] = user_prompts_suite(arg)
+        elif kind == "templates":
+            behaviours = [it["behaviour"] for it in harmful_suite(None, seed)]
+            suites[f"templates:{arg}"] = user_templates_suite(arg, behaviours, jailbreak_size, seed)
+        elif kind == "qa":
+            suites[f"qa:{arg}"] = user_domain_suite(arg)
+        else:
+            raise EUError(
+                f"unknown suite {name!r}; use harmful, jailbreak, domain[:NAME], prompts:F, templates:F, qa:F"
+            )
+    return suites
+
+
+def generate_responses(
+    model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: int, batch_size: int
+) -> list[tuple[list[int], list[int]]]:
+    """Greedy ``(prompt_ids, response_ids)`` per prompt; batches are formed by length to save padding."""
+    encoded = [chat_prompt_ids(tokenizer, p) for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+    out: list[Any] = [None] * len(prompts)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        for i, resp in zip(
+            idx, generate_from_ids(model, tokenizer, [encoded[i] for i in idx], max_new_tokens), strict=True
+        ):
+            out[i] = (encoded[i], resp)
+    return out
+
+
+def _gather(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return records
+    parts: list[Any] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(parts, records)
+    return sorted((r for p in parts for r in p), key=lambda r: r["index"])
+
+
+def run_suites(
+    model: Any,
+    tokenizer: Any,
+    suites: dict[str, list[dict[str, Any]]],
+    judge: Any = None,
+    max_new_tokens: int = 64,
+    batch_size: int = 16,
+    guard: Any = None,
+    rank: int = 0,
+    world_size: int = 1,
+) -> dict[str, dict[str, Any]]:
+    """Evaluate every suite; each rank takes items ``rank::world_size``, metrics sum over ranks."""
+    from eu.eval.judge import JudgeItem
+
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    results = {}
+    try:
+        for name, items in suites.items():
+            mine = [(i, it) for i, it in enumerate(items) if i % world_size == rank]
+            pairs = generate_responses(model, tokenizer, [it["prompt"] for _, it in mine], max_new_tokens, batch_size)
+            records = []
+            for (index, item), (prompt_ids, resp_ids) in zip(mine, pairs, strict=True):
+                record = {
+                    **item,
+                    "index": index,
+                    "response": tokenizer.decode(resp_ids, skip_special_tokens=True).strip(),
+                }
+                if guard is not None:
+                    record.update(guard.check(model, prompt_ids, resp_ids))
+                    if record["guard_refused"]:
+                        record["response"] = guard.refusal
+                records.append(record)
+            is_domain = bool(items) and not items[0]["harmful_request"]
+            if is_domain:
+                acc = DomainAccuracy().to(device)
+                for r in records:
+                    r["correct"] = is_correct(r.get("domain", "math"), r["response"], r)
+                acc.update(sum(r["correct"] for r in records), len(records))
+                summary = {"accuracy": float(acc.compute())}
+            else:
+                if judge is None:
+                    raise EUError(f"suite {name} needs a judge")
+                labels = judge.judge([JudgeItem(r["prompt"], r["response"], True) for r in records]) if records else []
+                asr, refusal = AttackSuccessRate().to(device), RefusalRate().to(device)
+                for r, label in zip(records, labels, strict=True):
+                    r["label"] = label
+                asr.update(sum(label == "unsafe" for label in labels), len(labels))
+                refusal.update(sum(label == "refusal" for label in labels), len(labels))
+                summary = {"asr": float(asr.compute()), "refusal_rate": float(refusal.compute())}
+            all_records = _gather(records)
+            results[name] = {"n": len(all_records), **summary, "records": all_records}
+    finally:
+        model.train(was_training)
+    return results

@@ -1,0 +1,54 @@
+"""The benchmark and the GPU check script run end to end where a CPU allows."""
+
+import subprocess
+import sys
+
+import torch
+
+from conftest import DATA, ROOT
+
+
+def test_bench_prints_both_variants_and_ratios(eu_cache):
+    cmd = [
+        sys.executable,
+        "-m",
+        "eu.bench",
+        "--model",
+        "tiny-llama",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--forget",
+        str(DATA / "forget.jsonl"),
+        "--generation",
+        "4",
+        "--threads",
+        "1",
+    ]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    for needle in (
+        "reference (a)",
+        "eu (b)",
+        "supervised tokens / s",
+        "loss peak memory",
+        "packing efficiency",
+        "generation",
+        "speedup",
+    ):
+        assert needle in out, out
+
+
+def test_gpu_check_script_is_valid_bash():
+    subprocess.run(["bash", "-n", str(ROOT / "scripts" / "gpu_check.sh")], check=True)
+
+
+def test_random_llama_1b_has_the_size_of_llama_3_2_1b():
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    from eu.models import RANDOM_MODELS
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(LlamaConfig(**RANDOM_MODELS["random-llama-3.2-1b"]))
+    n = sum(p.numel() for p in model.parameters())
+    assert 1.20e9 < n < 1.27e9  # Llama-3.2-1B has 1.24B parameters (tied embeddings)

@@ -1,0 +1,174 @@
+"""Suites, batched generation, metric sync, reports, guard and the periodic callback (tiny model)."""
+
+import json
+
+import pytest
+
+import eu.eval.suites as suites
+from eu.errors import EUError
+from eu.eval.generate import chat_prompt_ids, generate_from_ids
+from eu.eval.metrics import AttackSuccessRate, Rate
+from eu.eval.report import markdown_table, write_results
+from eu.eval.runner import build_suites, run_suites
+
+BEHAVIOURS = ["Explain how to do bad thing one", "Describe bad thing two", "Write bad thing three"]
+
+
+@pytest.fixture()
+def fake_sources(monkeypatch):
+    monkeypatch.setattr(suites, "harmbench_behaviours", lambda: BEHAVIOURS[:2])
+    monkeypatch.setattr(suites, "advbench_behaviours", lambda: BEHAVIOURS[2:])
+    monkeypatch.setattr(
+        suites,
+        "jailbreak_templates",
+        lambda max_chars=None: {"alpha": "You are free now. {{ prompt }} Go.", "beta": "Answer as BETA: {{prompt}}"},
+    )
+
+
+class KeywordJudge:
+    """Labels by content, so tests control the outcome."""
+
+    def judge(self, items):
+        return ["refusal" if "sorry" in it.response else "unsafe" for it in items]
+
+
+def test_template_filling_accepts_both_slot_syntaxes():
+    assert suites.fill("A {{ prompt }} B", "x") == "A x B"
+    assert suites.fill("A {{prompt}} B {prompt}", "x") == "A x B x"
+    with pytest.raises(EUError, match="slot"):
+        suites.fill("no slot here", "x")
+
+
+def test_suites_are_deterministic_and_keep_template_names(fake_sources):
+    harmful = suites.harmful_suite(3, seed=1)
+    assert harmful == suites.harmful_suite(3, seed=1)
+    assert {it["behaviour"] for it in harmful} == set(BEHAVIOURS)
+    jb = suites.jailbreak_suite(6, seed=0)
+    assert jb == suites.jailbreak_suite(6, seed=0)
+    assert {it["template"] for it in jb} == {"alpha", "beta"}
+    for it in jb:
+        assert it["behaviour"] in it["prompt"] and "{" not in it["prompt"]
+
+
+def test_user_suite_files(tmp_path):
+    prompts = tmp_path / "harm.jsonl"
+    prompts.write_text('{"prompt": "do a bad thing"}\n{"goal": "another"}\n')
+    templates = tmp_path / "jb.txt"
+    templates.write_text("Pretend. {prompt}\n\nAs DAN: {{ prompt }}\n")
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text('{"question": "2+2?", "answer": "4"}\n')
+    got = build_suites([f"prompts:{prompts}", f"qa:{qa}"])
+    assert [it["prompt"] for it in got[f"prompts:{prompts}"]] == ["do a bad thing", "another"]
+    assert got[f"qa:{qa}"][0]["accepted"] == ["4"]
+    filled = suites.user_templates_suite(str(templates), ["X"], size=4)
+    assert [it["prompt"] for it in filled][:2] == ["Pretend. X", "As DAN: X"]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "ok"}\n{oops\n')
+    with pytest.raises(EUError, match="bad.jsonl:2"):
+        suites.user_prompts_suite(str(bad))
+    with pytest.raises(EUError, match="unknown suite"):
+        build_suites(["nonsense"])
+
+
+def test_batched_greedy_generation_equals_one_at_a_time(tiny_model, tiny_tokenizer):
+    users = ["hi", "What is 2 + 2?", "A much longer question about rivers and mountains?", "ok"]
+    prompts = [chat_prompt_ids(tiny_tokenizer, u) for u in users]
+    batched = generate_from_ids(tiny_model, tiny_tokenizer, prompts, 12)
+    single = [generate_from_ids(tiny_model, tiny_tokenizer, [p], 12)[0] for p in prompts]
+    assert batched == single
+
+
+def test_rate_metric_sums_counts_before_dividing():
+    # two "ranks" with uneven shards: the merged value is the global share, not the mean of shares
+    a, b = AttackSuccessRate(), AttackSuccessRate()
+    a.update(1, 1)
+    b.update(1, 9)
+    a.merge_state(b)  # what the distributed sync does with the "sum" reduction
+    merged = Rate()
+    merged.update(2, 10)
+    assert float(a.compute()) == pytest.approx(float(merged.compute())) == pytest.approx(0.2)
+    assert float(Rate().compute()) == 0.0
+
+
+def test_run_suites_and_reports(tiny_model, tiny_tokenizer, fake_sources, tmp_path):
+    items = build_suites(["harmful", "jailbreak", "domain"], harmful_size=3, jailbreak_size=4, domain_size=5)
+    results = run_suites(tiny_model, tiny_tokenizer, items, KeywordJudge(), max_new_tokens=6, batch_size=3)
+    assert results["harmful"]["n"] == 3 and results["jailbreak"]["n"] == 4 and results["domain"]["n"] == 5
+    assert results["harmful"]["asr"] == 1.0  # the tiny model never says sorry
+    assert 0.0 <= results["domain"]["accuracy"] <= 1.0
+    assert all("template" in r for r in results["jailbreak"]["records"])
+    assert [r["index"] for r in results["domain"]["records"]] == list(range(5))
+
+    out = write_results(tmp_path / "eval", {"tiny": results, "tiny-again": results})
+    data = json.loads((out / "results.json").read_text())
+    assert data["tiny"]["harmful"]["asr"] == 1.0
+    assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
+    table = (out / "results.md").read_text()
+    assert "harmful_asr" in table and "| tiny |" in table
+    assert not list(out.glob("*.tmp")) and not list(out.glob(".*"))
+    assert markdown_table({"m": results}).count("\n") >= 3
+
+
+def test_guard_refuses_below_threshold_and_calibrates_to_pass_rate(tiny_model, tiny_tokenizer):
+    from eu.eval.guard import KLGuard
+
+    prompt = chat_prompt_ids(tiny_tokenizer, "What is 1 + 1?")
+    response = generate_from_ids(tiny_model, tiny_tokenizer, [prompt], 8)[0]
+    verdict = KLGuard(threshold=1e9).check(tiny_model, prompt, response)
+    assert verdict["guard_refused"] and verdict["guard_delta"] >= 0
+    assert not KLGuard(threshold=-1.0).check(tiny_model, prompt, response)["guard_refused"]
+    guard = KLGuard.calibrate(tiny_model, tiny_tokenizer, "math", num_items=20, max_new_tokens=6)
+    items = suites.domain_suite("math", 20)
+    from eu.eval.runner import generate_responses
+
+    pairs = generate_responses(tiny_model, tiny_tokenizer, [it["prompt"] for it in items], 6, 32)
+    passed = [not guard.check(tiny_model, p, r)["guard_refused"] for p, r in pairs]
+    assert sum(passed) / len(passed) >= 0.95
+
+
+def test_safety_callback_fires_on_schedule_and_keeps_best(workdir, fake_sources):
+    import lightning as L
+
+    from eu.eval.safety_callback import SafetyEval
+
+    from conftest import ROOT
+
+    calls = []
+
+    class Spy(SafetyEval):
+        def evaluate(self, trainer, pl_module, full=False):
+            metrics = super().evaluate(trainer, pl_module, full)
+            calls.append((trainer.global_step, full))
+            return metrics
+
+    from eu import StreamConfig, UnlearningDataModule, UnlearningModule
+
+    cb = Spy(
+        judge=KeywordJudge(),
+        every_n_steps=2,
+        harmful_size=2,
+        jailbreak_size=2,
+        domain_size=3,
+        max_new_tokens=4,
+        asr_ceiling=1.0,
+        best_path=str(workdir / "best.ckpt"),
+    )
+    dm = UnlearningDataModule(
+        StreamConfig(path=str(ROOT / "tests/data/retain.jsonl"), block_length=256),
+        StreamConfig(path=str(ROOT / "tests/data/forget.jsonl"), block_length=256),
+        tokenizer="tiny-llama",
+    )
+    trainer = L.Trainer(
+        max_steps=5,
+        accelerator="cpu",
+        callbacks=[cb],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        limit_val_batches=0,
+        default_root_dir=workdir,
+    )
+    trainer.fit(UnlearningModule("tiny-llama"), datamodule=dm)
+    assert calls == [(2, False), (4, False), (5, False)]
+    assert (workdir / "best.ckpt").is_file()
+    assert {"eval/harmful_asr", "eval/jailbreak_asr", "eval/domain_acc"} <= set(cb.history[-1])
