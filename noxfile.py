@@ -37,6 +37,7 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Peak memory of the chunked forget loss against the naive one."""
+    """Forget-loss memory (chunked vs naive) and the training-step benchmark (eu vs reference)."""
     _install(session)
-    session.run("python", "scripts/forget_loss_memory.py", *session.posargs)
+    session.run("python", "scripts/forget_loss_memory.py")
+    session.run("python", "-m", "eu.bench", *session.posargs)

@@ -64,7 +64,38 @@ def _data(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS: dict[str, Callable[[list[str]], int]] = {"export": _export, "sample": _sample, "data": _data}
+def _evaluate(argv: list[str]) -> int:
+    from jsonargparse import CLI
+
+    from eu.eval.evaluate import evaluate
+
+    CLI(evaluate, args=argv, prog="eu evaluate", as_positional=False)
+    return 0
+
+
+def _chat(argv: list[str]) -> int:
+    from jsonargparse import CLI
+
+    from eu.eval.evaluate import chat
+
+    CLI(chat, args=argv, prog="eu chat", as_positional=False)
+    return 0
+
+
+def _judge_check(argv: list[str]) -> int:
+    from eu.eval.judge_check import main
+
+    return main(argv)
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "evaluate": _evaluate,
+    "judge-check": _judge_check,
+    "chat": _chat,
+    "export": _export,
+    "sample": _sample,
+    "data": _data,
+}
 EXTRA_HELP = "eu's own subcommands: " + ", ".join(f"eu {c}" for c in COMMANDS) + " (run 'eu CMD --help')."
 
 
