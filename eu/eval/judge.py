@@ -223,7 +223,7 @@ def token_logprobs(
         cache = None
         if shared:
             pre = model(input_ids=torch.tensor([seqs[0][:shared]], device=device), use_cache=True)
-            cache = pre.get("cache", pre.get("past_key_values"))
+            cache = pre["cache"] if "cache" in pre else pre["past_key_values"]
             cache.batch_repeat_interleave(len(seqs))
         width = max(map(len, seqs))
         ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
