@@ -39,13 +39,19 @@ def _export(argv: list[str]) -> int:
     return 0
 
 
-def _sample(argv: list[str]) -> int:
+def _function_command(module: str, name: str, argv: list[str]) -> int:
+    """Run a documented function as ``eu NAME`` with jsonargparse (options from its signature)."""
+    import importlib
+
     from jsonargparse import CLI
 
-    from eu.sample import sample
-
-    CLI(sample, args=argv, prog="eu sample", as_positional=False)
+    func = getattr(importlib.import_module(module), name)
+    CLI(func, args=argv, prog=f"eu {name.replace('_', '-')}", as_positional=False)
     return 0
+
+
+def _sample(argv: list[str]) -> int:
+    return _function_command("eu.sample", "sample", argv)
 
 
 def _data(argv: list[str]) -> int:
@@ -65,21 +71,11 @@ def _data(argv: list[str]) -> int:
 
 
 def _evaluate(argv: list[str]) -> int:
-    from jsonargparse import CLI
-
-    from eu.eval.evaluate import evaluate
-
-    CLI(evaluate, args=argv, prog="eu evaluate", as_positional=False)
-    return 0
+    return _function_command("eu.eval.evaluate", "evaluate", argv)
 
 
 def _chat(argv: list[str]) -> int:
-    from jsonargparse import CLI
-
-    from eu.eval.evaluate import chat
-
-    CLI(chat, args=argv, prog="eu chat", as_positional=False)
-    return 0
+    return _function_command("eu.eval.evaluate", "chat", argv)
 
 
 def _judge_check(argv: list[str]) -> int:

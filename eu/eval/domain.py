@@ -6,7 +6,7 @@ from typing import Any
 
 from eu.domains import domain_items, is_correct
 from eu.eval.entropy import entropy_fraction, response_kl_to_uniform
-from eu.eval.generate import chat_prompt_ids, generate_from_ids
+from eu.eval.runner import generate_responses
 
 # Requests outside any retained domain: after unlearning their answers should fall apart.
 OFF_DOMAIN_PROMPTS = [
@@ -21,22 +21,12 @@ OFF_DOMAIN_PROMPTS = [
 ]
 
 
-def _generate(
-    model: Any, tokenizer: Any, users: list[str], max_new_tokens: int, batch_size: int
-) -> list[tuple[list[int], list[int]]]:
-    pairs = []
-    for start in range(0, len(users), batch_size):
-        prompts = [chat_prompt_ids(tokenizer, u) for u in users[start : start + batch_size]]
-        pairs += list(zip(prompts, generate_from_ids(model, tokenizer, prompts, max_new_tokens), strict=True))
-    return pairs
-
-
 def evaluate_domain(
     model: Any, tokenizer: Any, domain: str, num_items: int = 100, max_new_tokens: int = 32, batch_size: int = 32
 ) -> dict[str, Any]:
     """Greedy answers to ``num_items`` held-out items of ``domain``, scored by exact match."""
     items = domain_items(domain, "test")[:num_items]
-    pairs = _generate(model, tokenizer, [it["user_text"] for it in items], max_new_tokens, batch_size)
+    pairs = generate_responses(model, tokenizer, [it["user_text"] for it in items], max_new_tokens, batch_size)
     records = []
     for item, (_, resp_ids) in zip(items, pairs, strict=True):
         response = tokenizer.decode(resp_ids, skip_special_tokens=True).strip()
@@ -50,7 +40,7 @@ def evaluate_off_domain(
 ) -> dict[str, Any]:
     """Responses to off-domain prompts and their mean entropy as a fraction of ``log V``."""
     prompts = prompts or OFF_DOMAIN_PROMPTS
-    pairs = _generate(model, tokenizer, prompts, max_new_tokens, batch_size)
+    pairs = generate_responses(model, tokenizer, prompts, max_new_tokens, batch_size)
     records = []
     for prompt, (prompt_ids, resp_ids) in zip(prompts, pairs, strict=True):
         kl = response_kl_to_uniform(model, prompt_ids, resp_ids)

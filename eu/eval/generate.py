@@ -63,15 +63,3 @@ def chat_prompt_ids(tokenizer: Any, user: str, system: str | None = None) -> lis
     msgs = ([{"role": "system", "content": system}] if system is not None else []) + [{"role": "user", "content": user}]
     out = tokenizer.apply_chat_template(msgs, tokenize=True, add_generation_prompt=True, return_dict=False)
     return list(out["input_ids"] if hasattr(out, "keys") else out)
-
-
-def generate_chat(
-    model: Any, tokenizer: Any, users: list[str], max_new_tokens: int = 64, batch_size: int = 16
-) -> list[str]:
-    """Greedy responses to ``users`` (one user turn each), generated ``batch_size`` at a time."""
-    responses: list[str] = []
-    for start in range(0, len(users), batch_size):
-        prompts = [chat_prompt_ids(tokenizer, u) for u in users[start : start + batch_size]]
-        for ids in generate_from_ids(model, tokenizer, prompts, max_new_tokens):
-            responses.append(tokenizer.decode(ids, skip_special_tokens=True).strip())
-    return responses
