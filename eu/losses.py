@@ -37,15 +37,36 @@ def cross_entropy_from_logits(logits: torch.Tensor, targets: torch.Tensor) -> to
     return F.cross_entropy(_upcast(logits), targets, reduction="none")
 
 
-def _chunk_sum(
-    hidden: torch.Tensor, head: Head, targets: torch.Tensor, weights: torch.Tensor, kind: str
-) -> torch.Tensor:
+def _chunk_values(hidden: torch.Tensor, head: Head, targets: torch.Tensor, kind: str) -> torch.Tensor:
     logits = head(hidden)
     if kind == "kl_uniform":
-        per_token = kl_to_uniform_from_logits(logits)
-    else:
-        per_token = cross_entropy_from_logits(logits, targets)
-    return (per_token * weights).sum()
+        return kl_to_uniform_from_logits(logits)
+    return cross_entropy_from_logits(logits, targets)
+
+
+def chunked_token_losses(
+    hidden: torch.Tensor, head: Head, targets: torch.Tensor, kind: str, chunk_size: int = 1024
+) -> torch.Tensor:
+    """One loss per row of ``hidden`` ([N, H] -> [N]), projecting ``chunk_size`` rows at a time.
+
+    ``kind`` is ``"cross_entropy"`` (``targets`` are the next tokens) or ``"kl_uniform"``
+    (``targets`` are ignored). Each chunk is checkpointed, so only ``chunk_size`` rows of
+    logits are alive in forward or backward.
+    """
+    if kind not in ("cross_entropy", "kl_uniform"):
+        raise ValueError(f"unknown token loss kind {kind!r}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    dtype = torch.promote_types(hidden.dtype, torch.float32)
+    needs_grad = torch.is_grad_enabled() and hidden.requires_grad
+    parts = [hidden.new_zeros(0, dtype=dtype)]
+    for start in range(0, hidden.shape[0], chunk_size):
+        sl = slice(start, start + chunk_size)
+        if needs_grad:
+            parts.append(checkpoint(_chunk_values, hidden[sl], head, targets[sl], kind, use_reentrant=False))
+        else:
+            parts.append(_chunk_values(hidden[sl], head, targets[sl], kind))
+    return torch.cat(parts).to(dtype)
 
 
 def chunked_weighted_token_loss(
@@ -56,26 +77,36 @@ def chunked_weighted_token_loss(
     kind: str,
     chunk_size: int = 1024,
 ) -> torch.Tensor:
-    """``sum_t weights[t] * loss_t`` over the rows of ``hidden`` ([N, H]), one chunk at a time.
+    """``sum_t weights[t] * loss_t`` over the rows of ``hidden``; see :func:`chunked_token_losses`."""
+    return (chunked_token_losses(hidden, head, targets, kind, chunk_size) * weights).sum()
 
-    ``kind`` is ``"cross_entropy"`` (``targets`` are the next tokens) or ``"kl_uniform"``
-    (``targets`` are ignored). Each chunk is checkpointed, so only ``chunk_size`` rows of
-    logits are alive in forward or backward.
+
+def sequence_sums(values: torch.Tensor, sequence_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum ``values`` ([N]) per distinct sequence id; returns ``(sums, ids)`` in ascending id order."""
+    ids, inverse = torch.unique(sequence_ids, return_inverse=True)
+    sums = values.new_zeros(ids.numel()).index_add(0, inverse, values)
+    return sums, ids
+
+
+def npo_loss(
+    policy_logprob: torch.Tensor, reference_logprob: torch.Tensor, beta: float, normaliser: float | None = None
+) -> torch.Tensor:
+    """Negative preference optimisation: ``(2/β) · mean log(1 + (π_θ(y|x) / π_ref(y|x))^β)``.
+
+    Arguments are per-sequence log-probabilities of the responses. ``normaliser`` replaces the
+    number of sequences in the mean (for example the global count across ranks).
     """
-    if kind not in ("cross_entropy", "kl_uniform"):
-        raise ValueError(f"unknown token loss kind {kind!r}")
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    total = hidden.new_zeros((), dtype=torch.promote_types(hidden.dtype, torch.float32))
-    needs_grad = torch.is_grad_enabled() and hidden.requires_grad
-    for start in range(0, hidden.shape[0], chunk_size):
-        sl = slice(start, start + chunk_size)
-        if needs_grad:
-            part = checkpoint(_chunk_sum, hidden[sl], head, targets[sl], weights[sl], kind, use_reentrant=False)
-        else:
-            part = _chunk_sum(hidden[sl], head, targets[sl], weights[sl], kind)
-        total = total + part
-    return total
+    log_ratio = policy_logprob - reference_logprob
+    n = float(log_ratio.numel()) if normaliser is None else float(normaliser)
+    return -(2.0 / beta) * F.logsigmoid(-beta * log_ratio).sum() / max(n, 1.0)
+
+
+def naive_sequence_logprob(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Reference per-row ``log π(y|x)`` from full logits ([B, T, V]) and targets ([B, T], -100 ignored)."""
+    log_p = F.log_softmax(_upcast(logits), dim=-1)
+    mask = targets != IGNORE_INDEX
+    picked = log_p.gather(-1, targets.clamp_min(0).unsqueeze(-1)).squeeze(-1)
+    return (picked * mask).sum(-1)
 
 
 def forget_token_weights(sequence_ids: torch.Tensor, normaliser: float | None = None) -> torch.Tensor:

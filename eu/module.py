@@ -66,9 +66,11 @@ class UnlearningModule(L.LightningModule):
         self.warmup_steps = warmup_steps
         self.gradient_checkpointing = gradient_checkpointing
         self.lora = lora
-        # LoRA checkpoints hold only the adapter; the frozen base comes from ``model``
-        self.strict_loading = lora is None
+        # LoRA checkpoints hold only the adapter and none hold the frozen reference: both come
+        # from ``model`` when the module is rebuilt
+        self.strict_loading = lora is None and not objective.needs_reference
         self.model: Any = None
+        self.reference_model: Any = None
         self._tokenizer: Any = None
 
     @property
@@ -87,12 +89,26 @@ class UnlearningModule(L.LightningModule):
         self.model.config.use_cache = False
         if self.lora is not None:
             self.model = apply_lora(self.model, self.lora)
+        elif self.objective.needs_reference:
+            # a registered submodule, so FSDP shards it like the trained copy
+            self.reference_model = load_model(self.model_name, self.dtype_name, self.trust_remote_code)
+            self.reference_model.requires_grad_(False).eval()
+            self.reference_model.config.use_cache = False
         self.model.train()
+
+    def train(self, mode: bool = True) -> UnlearningModule:
+        """Switch the trained model's mode; the frozen reference always stays in eval mode."""
+        super().train(mode)
+        if self.reference_model is not None:
+            self.reference_model.eval()
+        return self
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.model(*args, **kwargs)
 
     def _losses(self, batch: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        if self.objective.needs_reference:
+            return self.objective(self.model, batch, reference=self.reference_model)
         return self.objective(self.model, batch)
 
     def training_step(self, batch: dict[str, dict[str, torch.Tensor]], batch_idx: int) -> torch.Tensor:
@@ -134,6 +150,9 @@ class UnlearningModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.lora is not None:
             checkpoint["state_dict"] = adapter_state(checkpoint["state_dict"])
+        checkpoint["state_dict"] = {
+            k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("reference_model.")
+        }
         checkpoint["eu"] = {
             "model": self.model_name,
             "dtype": self.dtype_name,

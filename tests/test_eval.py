@@ -172,3 +172,8 @@ def test_safety_callback_fires_on_schedule_and_keeps_best(workdir, fake_sources)
     assert calls == [(2, False), (4, False), (5, False)]
     assert (workdir / "best.ckpt").is_file()
     assert {"eval/harmful_asr", "eval/jailbreak_asr", "eval/domain_acc"} <= set(cb.history[-1])
+    table = cb.before_after_table().splitlines()
+    assert "step     2" in table[0] and "step     5" in table[0]
+    acc_line = next(line for line in table if "eval/domain_acc" in line)
+    first, last = cb.history[0]["eval/domain_acc"], cb.history[-1]["eval/domain_acc"]
+    assert acc_line.split()[-2:] == [f"{first:.3f}", f"{last:.3f}"]

@@ -22,6 +22,7 @@ KNOWN_LAYOUTS: tuple[dict[str, str], ...] = (
     {"user": "query", "assistant": "response"},
     {"user": "prompt", "assistant": "response"},
     {"user": "question", "assistant": "answer"},
+    {"user": "user", "assistant": "assistant"},
 )
 
 

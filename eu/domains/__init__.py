@@ -44,10 +44,14 @@ def prepare(domain: str, split: str, out_dir: Path | None = None) -> Path:
 
 
 def resolve_source(source: str) -> str:
-    """Map ``eu:DOMAIN/SPLIT`` to its generated file; other sources pass through."""
+    """Map ``eu:DOMAIN/SPLIT`` (and ``eu:harmful/answers``) to its generated file; other sources pass through."""
     if not source.startswith("eu:"):
         return source
     spec = source[3:]
+    if spec == "harmful/answers":
+        from eu.data.harmful_answers import prepare as prepare_harmful
+
+        return str(prepare_harmful())
     if "/" not in spec:
         raise EUError(f"{source!r}: write built-in data as eu:DOMAIN/SPLIT, e.g. eu:math/train")
     domain, split = spec.split("/", 1)

@@ -146,6 +146,19 @@ class SafetyEval(L.Callback):
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._maybe_keep_best(trainer, self.evaluate(trainer, pl_module))
+        if trainer.is_global_zero and len(self.history) > 1:
+            rank_zero_info(self.before_after_table())
+
+    def before_after_table(self) -> str:
+        """A text table of every metric at the first and the last evaluation of this fit."""
+        first, last = self.history[0], self.history[-1]
+        names = [k for k in last if k != "step"]
+        width = max(len(n) for n in names)
+        lines = [f"eu: {'metric':<{width}}  step {first['step']:>5}  step {last['step']:>5}"]
+        for name in names:
+            before = f"{first[name]:.3f}" if name in first else "-"
+            lines.append(f"eu: {name:<{width}}  {before:>10}  {last[name]:>10.3f}")
+        return "\n".join(lines)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.state.fn == "validate":

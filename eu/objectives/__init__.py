@@ -2,6 +2,8 @@
 
 from eu.objectives.base import Objective
 from eu.objectives.exclusive_unlearning import ExclusiveUnlearning
+from eu.objectives.gradient_ascent import GradientAscent
+from eu.objectives.npo import NPO
 from eu.objectives.retain_only import RetainOnly
 
-__all__ = ["ExclusiveUnlearning", "Objective", "RetainOnly"]
+__all__ = ["NPO", "ExclusiveUnlearning", "GradientAscent", "Objective", "RetainOnly"]

@@ -7,7 +7,14 @@ from typing import Any
 
 import torch
 
-from eu.losses import IGNORE_INDEX, chunked_weighted_token_loss, forget_token_weights
+from eu.errors import EUError
+from eu.losses import (
+    IGNORE_INDEX,
+    chunked_token_losses,
+    chunked_weighted_token_loss,
+    forget_token_weights,
+    sequence_sums,
+)
 
 
 def decoder_and_head(model: Any) -> tuple[Any, Any]:
@@ -33,12 +40,58 @@ def retain_loss(model: Any, batch: dict[str, torch.Tensor], chunk_size: int) -> 
     return chunked_weighted_token_loss(hidden, head, targets, weights, "cross_entropy", chunk_size)
 
 
-def forget_loss(model: Any, batch: dict[str, torch.Tensor], chunk_size: int) -> torch.Tensor:
-    """Mean over sequences of the mean KL(p || uniform) over their response positions."""
+def _forget_term(model: Any, batch: dict[str, torch.Tensor], chunk_size: int, kind: str) -> torch.Tensor:
     hidden, targets, seq = supervised_hidden(model, batch)
     _, head = decoder_and_head(model)
     weights = forget_token_weights(seq, float(batch["num_sequences_norm"].clamp_min(1)))
-    return chunked_weighted_token_loss(hidden, head, targets, weights, "kl_uniform", chunk_size)
+    return chunked_weighted_token_loss(hidden, head, targets, weights, kind, chunk_size)
+
+
+def forget_loss(model: Any, batch: dict[str, torch.Tensor], chunk_size: int) -> torch.Tensor:
+    """Mean over sequences of the mean KL(p || uniform) over their response positions."""
+    return _forget_term(model, batch, chunk_size, "kl_uniform")
+
+
+def forget_cross_entropy(model: Any, batch: dict[str, torch.Tensor], chunk_size: int) -> torch.Tensor:
+    """Mean over sequences of the mean cross-entropy of their response tokens."""
+    return _forget_term(model, batch, chunk_size, "cross_entropy")
+
+
+def sequence_logprobs(model: Any, batch: dict[str, torch.Tensor], chunk_size: int) -> torch.Tensor:
+    """``log π(y|x)`` of every response in the batch, in ascending sequence order."""
+    hidden, targets, seq = supervised_hidden(model, batch)
+    _, head = decoder_and_head(model)
+    token_nll = chunked_token_losses(hidden, head, targets, "cross_entropy", chunk_size)
+    return -sequence_sums(token_nll, seq)[0]
+
+
+def reference_logprobs(model: Any, reference: Any, batch: dict[str, torch.Tensor], chunk_size: int) -> torch.Tensor:
+    """:func:`sequence_logprobs` under the frozen reference, without gradient.
+
+    ``reference=None`` means the model itself with its LoRA adapters switched off, so LoRA runs
+    need no second copy of the weights.
+    """
+    with torch.no_grad():
+        if reference is not None:
+            return sequence_logprobs(reference, batch, chunk_size)
+        if not hasattr(model, "disable_adapter"):
+            raise EUError("this objective needs a reference model; the module builds one unless LoRA is used")
+        with model.disable_adapter():
+            return sequence_logprobs(model, batch, chunk_size)
+
+
+def checked_forget_weight(value: float) -> float:
+    """λ, validated to lie in [0, 1]."""
+    if not 0.0 <= value <= 1.0:
+        raise EUError(f"objective forget_weight (λ) must lie in [0, 1], got {value}")
+    return value
+
+
+def forget_batch(batch: dict[str, dict[str, torch.Tensor]], objective: str) -> dict[str, torch.Tensor]:
+    """The step's forget batch, or a clear error naming the option to set."""
+    if "forget" not in batch:
+        raise EUError(f"{objective} needs a forget stream: set data.forget.path")
+    return batch["forget"]
 
 
 def vocab_size(model: Any) -> int:
@@ -54,6 +107,9 @@ class Objective:
 
     needs_forget: bool = True
     """Whether training requires a forget stream."""
+
+    needs_reference: bool = False
+    """Whether ``__call__`` takes a frozen copy of the initial model as ``reference``."""
 
     def __init__(self, chunk_size: int = 1024) -> None:
         if chunk_size < 1:
