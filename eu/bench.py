@@ -254,20 +254,10 @@ def _loss_peak(
             f_mask = batches["forget"]["labels"][:, 1:] != IGNORE_INDEX
             f = naive_forget_loss(head(hidden["forget"])[:, :-1], f_mask)
         else:
-            from eu.losses import chunked_weighted_token_loss, forget_token_weights
+            from eu.objectives.base import forget_term_from_hidden, retain_loss_from_hidden
 
-            terms = []
-            for n in ("retain", "forget"):
-                b, h = batches[n], hidden[n]
-                mask = b["targets"] != IGNORE_INDEX
-                if n == "retain":
-                    w = torch.full((int(mask.sum()),), 1.0 / float(b["num_targets_norm"]), device=device)
-                    kind = "cross_entropy"
-                else:
-                    w = forget_token_weights(b["sequence_index"][mask], float(b["num_sequences_norm"]))
-                    kind = "kl_uniform"
-                terms.append(chunked_weighted_token_loss(h[mask], head, b["targets"][mask], w, kind, 1024))
-            r, f = terms
+            r = retain_loss_from_hidden(hidden["retain"], head, batches["retain"], 1024)
+            f = forget_term_from_hidden(hidden["forget"], head, batches["forget"], 1024)
         (lam * f + (1 - lam) * r).backward()
     return meter.growth_mib
 

@@ -22,29 +22,51 @@ def decoder_and_head(model: Any) -> tuple[Any, Any]:
     return model.get_decoder(), model.get_output_embeddings()
 
 
+def decoder_hidden(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Final hidden states ([rows, positions, H]) of a packed batch."""
+    decoder, _ = decoder_and_head(model)
+    return decoder(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).last_hidden_state
+
+
 def supervised_hidden(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Hidden states at the positions that predict response tokens, their targets and sequence ids."""
-    decoder, _ = decoder_and_head(model)
-    hidden = decoder(
-        input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False
-    ).last_hidden_state
+    return supervised_rows(decoder_hidden(model, batch), batch)
+
+
+def supervised_rows(
+    hidden: torch.Tensor, batch: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The rows of ``hidden`` that predict response tokens, their targets and sequence ids."""
     mask = batch["targets"] != IGNORE_INDEX
     return hidden[mask], batch["targets"][mask], batch["sequence_index"][mask]
 
 
+def retain_loss_from_hidden(
+    hidden: torch.Tensor, head: Any, batch: dict[str, torch.Tensor], chunk_size: int
+) -> torch.Tensor:
+    """:func:`retain_loss` from the decoder's final hidden states."""
+    rows, targets, _ = supervised_rows(hidden, batch)
+    weights = torch.full_like(targets, 1.0, dtype=torch.float32) / batch["num_targets_norm"].clamp_min(1)
+    return chunked_weighted_token_loss(rows, head, targets, weights, "cross_entropy", chunk_size)
+
+
+def forget_term_from_hidden(
+    hidden: torch.Tensor, head: Any, batch: dict[str, torch.Tensor], chunk_size: int, kind: str = "kl_uniform"
+) -> torch.Tensor:
+    """Mean over sequences of the mean per-token ``kind`` loss, from the decoder's final hidden states."""
+    rows, targets, seq = supervised_rows(hidden, batch)
+    weights = forget_token_weights(seq, float(batch["num_sequences_norm"].clamp_min(1)))
+    return chunked_weighted_token_loss(rows, head, targets, weights, kind, chunk_size)
+
+
 def retain_loss(model: Any, batch: dict[str, torch.Tensor], chunk_size: int) -> torch.Tensor:
     """Cross-entropy on response tokens, normalised by the step's supervised-token count."""
-    hidden, targets, _ = supervised_hidden(model, batch)
-    _, head = decoder_and_head(model)
-    weights = torch.full_like(targets, 1.0, dtype=torch.float32) / batch["num_targets_norm"].clamp_min(1)
-    return chunked_weighted_token_loss(hidden, head, targets, weights, "cross_entropy", chunk_size)
+    return retain_loss_from_hidden(decoder_hidden(model, batch), decoder_and_head(model)[1], batch, chunk_size)
 
 
 def _forget_term(model: Any, batch: dict[str, torch.Tensor], chunk_size: int, kind: str) -> torch.Tensor:
-    hidden, targets, seq = supervised_hidden(model, batch)
-    _, head = decoder_and_head(model)
-    weights = forget_token_weights(seq, float(batch["num_sequences_norm"].clamp_min(1)))
-    return chunked_weighted_token_loss(hidden, head, targets, weights, kind, chunk_size)
+    head = decoder_and_head(model)[1]
+    return forget_term_from_hidden(decoder_hidden(model, batch), head, batch, chunk_size, kind)
 
 
 def forget_loss(model: Any, batch: dict[str, torch.Tensor], chunk_size: int) -> torch.Tensor:
