@@ -93,10 +93,13 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
     planners = {n: dm.planner(n, 1).steps(0) for n in ("retain", "forget")}
     order = {n: _train_order(dm, n, records[n]) for n in ("retain", "forget")}
     times, supervised, real, positions = [], [], [], []
-    for step in range(args.warmup + args.steps):
+    profiler, top_ops = None, []
+    for step in range(args.warmup + args.steps + (1 if args.profile else 0)):
         packed = next(steps)
         plan = {n: next(planners[n]).examples(0) for n in ("retain", "forget")}
         meter = PeakMemory(device).__enter__() if step == args.warmup + args.steps - 1 else None
+        if step == args.warmup + args.steps:  # one extra, untimed step under the profiler
+            profiler = torch.profiler.profile().__enter__()
         _sync(device)
         start = time.perf_counter()
         if args.variant == "eu":
@@ -128,6 +131,10 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
         if meter is not None:
             meter.__exit__()
             step_peak = meter.growth_mib
+        if profiler is not None:
+            profiler.__exit__(None, None, None)
+            top_ops = _top_ops(profiler, args.profile)
+            break
         if step >= args.warmup:
             times.append(elapsed)
             supervised.append(n_sup)
@@ -147,8 +154,19 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
         "packing_efficiency": sum(real) / sum(positions),
         "supervised_per_step": statistics.median(supervised),
         "step_peak_mib": step_peak,
+        "top_ops": top_ops,
         "loss_peak_mib": _loss_peak(model, args.variant, last_batches, objective.forget_weight, device, autocast),
     }
+
+
+def _top_ops(profiler: Any, n: int) -> list[tuple[str, float]]:
+    """The ``n`` operators with the largest share of self time (CPU, or CUDA when there is one)."""
+    events = profiler.key_averages()
+    attr = "self_device_time_total" if any(getattr(e, "self_device_time_total", 0) for e in events) else None
+    attr = attr or "self_cpu_time_total"
+    total = sum(getattr(e, attr) for e in events) or 1.0
+    ranked = sorted(events, key=lambda e: getattr(e, attr), reverse=True)[:n]
+    return [(e.key, getattr(e, attr) / total) for e in ranked]
 
 
 def _train_order(dm: UnlearningDataModule, name: str, records: list[Any]) -> list[Any]:
@@ -307,6 +325,8 @@ def _spawn(args: argparse.Namespace, variant: str) -> dict[str, Any]:
         args.device,
         "--precision",
         args.precision,
+        "--profile",
+        str(args.profile),
     ]
     env = {**__import__("os").environ, "MALLOC_MMAP_THRESHOLD_": "65536"}  # big frees return to the OS
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -327,6 +347,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--generation", type=int, default=32, help="prompts for the generation benchmark (0: skip)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--precision", choices=["32", "bf16"], default="32", help="bf16: autocast (GPUs)")
+    parser.add_argument("--profile", type=int, default=0, help="profile one extra step; print the top N operators")
     parser.add_argument("--variant", choices=["reference", "eu"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.variant:
@@ -362,6 +383,10 @@ def main(argv: list[str] | None = None) -> None:
             f"model FLOPs utilisation (6 x params x non-padding tokens/s / peak): reference {ref['mfu']:.1%}, "
             f"eu {ours['mfu']:.1%}"
         )
+    for variant, res in results.items():
+        if res["top_ops"]:
+            shares = ", ".join(f"{name} {share:.0%}" for name, share in res["top_ops"])
+            print(f"profile {variant}, share of self time: {shares}")
     if args.generation:
         gen = generation_throughput(args.model, args.generation, args.generation, 32)
         print(

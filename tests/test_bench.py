@@ -25,6 +25,8 @@ def test_bench_prints_both_variants_and_ratios(eu_cache):
         "4",
         "--threads",
         "1",
+        "--profile",
+        "3",
     ]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
     for needle in (
@@ -37,6 +39,9 @@ def test_bench_prints_both_variants_and_ratios(eu_cache):
         "speedup",
     ):
         assert needle in out, out
+    profiles = [line for line in out.splitlines() if line.startswith("profile ")]
+    assert [line.split(",")[0] for line in profiles] == ["profile reference", "profile eu"]
+    assert all(line.count("%") == 3 for line in profiles), profiles
 
 
 def test_gpu_check_script_is_valid_bash():
