@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 
@@ -39,12 +40,38 @@ def _export(argv: list[str]) -> int:
     return 0
 
 
-def _function_command(module: str, name: str, argv: list[str]) -> int:
-    """Run a documented function as ``eu NAME`` with jsonargparse (options from its signature)."""
+def merge_repeated(argv: list[str], option: str) -> list[str]:
+    """Turn ``--OPTION a --OPTION=b`` into one ``--OPTION=["a", "b"]`` (jsonargparse takes lists whole)."""
+    flag, values, rest, i = f"--{option}", [], [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == flag and i + 1 < len(argv):
+            values.append(argv[i + 1])
+            i += 2
+            continue
+        if arg.startswith(flag + "="):
+            values.append(arg[len(flag) + 1 :])
+        else:
+            rest.append(arg)
+        i += 1
+    if not values:
+        return argv
+    if len(values) == 1 and values[0].lstrip().startswith("["):
+        return [f"{flag}={values[0]}", *rest]  # already a list
+    return [f"{flag}={json.dumps(values)}", *rest]
+
+
+def _function_command(module: str, name: str, argv: list[str], list_options: tuple[str, ...] = ()) -> int:
+    """Run a documented function as ``eu NAME`` with jsonargparse (options from its signature).
+
+    ``list_options`` may be repeated on the command line; their values are collected into a list.
+    """
     import importlib
 
     from jsonargparse import CLI
 
+    for option in list_options:
+        argv = merge_repeated(argv, option)
     func = getattr(importlib.import_module(module), name)
     CLI(func, args=argv, prog=f"eu {name.replace('_', '-')}", as_positional=False)
     return 0
@@ -71,7 +98,7 @@ def _data(argv: list[str]) -> int:
 
 
 def _evaluate(argv: list[str]) -> int:
-    return _function_command("eu.eval.evaluate", "evaluate", argv)
+    return _function_command("eu.eval.evaluate", "evaluate", argv, list_options=("model",))
 
 
 def _chat(argv: list[str]) -> int:

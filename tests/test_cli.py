@@ -98,3 +98,24 @@ def test_export_rejects_a_missing_checkpoint(workdir, capsys):
     assert run_eu("export", "nope.ckpt", "out") == 2
     assert "checkpoint not found" in capsys.readouterr().err
     assert not (workdir / "out").exists()
+
+
+def test_merge_repeated_collects_a_list_option():
+    from eu.cli import merge_repeated
+
+    assert merge_repeated(["--model", "a", "--out", "x", "--model=b"], "model") == ['--model=["a", "b"]', "--out", "x"]
+    assert merge_repeated(["--model", "[a, b]"], "model") == ["--model=[a, b]"]
+    assert merge_repeated(["--out", "x"], "model") == ["--out", "x"]
+
+
+def test_evaluate_command_takes_one_or_several_models(trained):
+    import json
+
+    ckpt = str(trained / "runs/tiny/checkpoints/last.ckpt")
+    common = ["--suites", "domain", "--domain_size", "3", "--max_new_tokens", "4"]
+    assert run_eu("evaluate", "--model", "tiny-llama", *common, "--out", "one") == 0
+    assert list(json.loads((trained / "one/results.json").read_text())) == ["tiny-llama"]
+    assert run_eu("evaluate", "--model", "tiny-llama", "--model", ckpt, *common, "--out", "two") == 0
+    results = json.loads((trained / "two/results.json").read_text())
+    assert list(results) == ["tiny-llama", ckpt]
+    assert all(r["domain"]["n"] == 3 for r in results.values())
