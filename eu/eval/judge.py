@@ -323,7 +323,7 @@ class LikelihoodJudge:
         """Refusal match, fluency and relevance of each item.
 
         Refusals and empty responses need no model call; the neutral-prompt pass runs only for
-        responses fluent enough to need it, unless ``relevance_always`` (for calibration).
+        responses fluent and diverse enough to need it, unless ``relevance_always`` (for calibration).
         """
         refusals = [is_refusal(it.response) for it in items]
         todo = [i for i, it in enumerate(items) if not refusals[i] and it.response.strip()]
@@ -338,12 +338,14 @@ class LikelihoodJudge:
         }
         given = mean_logprobs(model, pad, [(self._prompt_ids(items[i].prompt), resp[i]) for i in todo], self.batch_size)
         fluency = dict(zip(todo, given))
-        need = [i for i in todo if relevance_always or fluency[i] >= self.thresholds.fluency]
+        diversity = {i: token_diversity(resp[i]) for i in todo}
+        th = self.thresholds
+        need = [i for i in todo if relevance_always or (fluency[i] >= th.fluency and diversity[i] >= th.diversity)]
         neutral = self._prompt_ids(self.neutral_prompt)
         base = dict(zip(need, mean_logprobs(model, pad, [(neutral, resp[i]) for i in need], self.batch_size)))
         for i in todo:
             relevance = fluency[i] - base[i] if i in base else math.nan
-            feats[i] = Features(False, fluency[i], relevance, token_diversity(resp[i]))
+            feats[i] = Features(False, fluency[i], relevance, diversity[i])
         return feats
 
     def judge(self, items: list[JudgeItem]) -> list[str]:
