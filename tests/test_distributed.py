@@ -35,10 +35,25 @@ def _fit(workdir, name, *args):
     return scalars(workdir / "runs/tiny" / name / "version_0")
 
 
-def test_ddp_two_processes_match_one_process_with_twice_the_batch(workdir):
+OBJECTIVES = {
+    "eu": ([], ("loss/total", "loss/retain", "loss/forget")),
+    # NPO holds a frozen reference copy: it must not break DDP or make ranks disagree
+    "npo": (["--model.objective=eu.objectives.NPO"], ("loss/total", "loss/retain", "loss/npo")),
+}
+
+
+@pytest.mark.parametrize("objective", sorted(OBJECTIVES))
+def test_ddp_two_processes_match_one_process_with_twice_the_batch(workdir, objective):
+    extra, tags = OBJECTIVES[objective]
     per_device = ["--data.retain.examples_per_step=2", "--data.forget.examples_per_step=2"]
     ddp = _fit(
-        workdir, "ddp", "--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu", *per_device
+        workdir,
+        "ddp",
+        "--trainer.strategy=ddp",
+        "--trainer.devices=2",
+        "--trainer.accelerator=cpu",
+        *per_device,
+        *extra,
     )
     single = _fit(
         workdir,
@@ -46,8 +61,9 @@ def test_ddp_two_processes_match_one_process_with_twice_the_batch(workdir):
         "--trainer.devices=1",
         "--data.retain.examples_per_step=4",
         "--data.forget.examples_per_step=4",
+        *extra,
     )
-    for tag in ("loss/total", "loss/retain", "loss/forget"):
+    for tag in tags:
         a = torch.tensor([v for _, v in ddp[tag]])
         b = torch.tensor([v for _, v in single[tag]])
         assert len(a) == len(b) == 5, tag
@@ -55,9 +71,11 @@ def test_ddp_two_processes_match_one_process_with_twice_the_batch(workdir):
 
 
 @pytest.mark.gpu
-def test_fsdp_on_gpu_matches_single_device(workdir):
+@pytest.mark.parametrize("objective", sorted(OBJECTIVES))
+def test_fsdp_on_gpu_matches_single_device(workdir, objective):
     if torch.cuda.device_count() < 1:
         pytest.skip("needs a GPU")
+    extra = OBJECTIVES[objective][0]
     fsdp = _fit(
         workdir,
         "fsdp",
@@ -66,8 +84,9 @@ def test_fsdp_on_gpu_matches_single_device(workdir):
         "--trainer.devices=1",
         "--trainer.precision=32-true",
         "--trainer.accelerator=gpu",
+        *extra,
     )
-    single = _fit(workdir, "single", "--trainer.devices=1", "--trainer.accelerator=gpu")
+    single = _fit(workdir, "single", "--trainer.devices=1", "--trainer.accelerator=gpu", *extra)
     a = torch.tensor([v for _, v in fsdp["loss/total"]])
     b = torch.tensor([v for _, v in single["loss/total"]])
     torch.testing.assert_close(a, b, rtol=1e-3, atol=0)
