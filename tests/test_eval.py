@@ -177,3 +177,36 @@ def test_safety_callback_fires_on_schedule_and_keeps_best(workdir, fake_sources)
     acc_line = next(line for line in table if "eval/domain_acc" in line)
     first, last = cb.history[0]["eval/domain_acc"], cb.history[-1]["eval/domain_acc"]
     assert acc_line.split()[-2:] == [f"{first:.3f}", f"{last:.3f}"]
+
+
+def test_domain_callback_runs_before_during_after_and_writes_its_history(workdir):
+    from pathlib import Path
+
+    import lightning as L
+
+    from eu import StreamConfig, UnlearningDataModule, UnlearningModule
+    from eu.eval.callback import DomainEval
+
+    from conftest import ROOT
+
+    cb = DomainEval(domain="math", num_items=3, max_new_tokens=4, batch_size=3, every_n_steps=2)
+    dm = UnlearningDataModule(
+        StreamConfig(path=str(ROOT / "tests/data/retain.jsonl"), block_length=256),
+        StreamConfig(path=str(ROOT / "tests/data/forget.jsonl"), block_length=256),
+        tokenizer="tiny-llama",
+    )
+    logger = L.pytorch.loggers.CSVLogger(workdir, name="csv")
+    trainer = L.Trainer(
+        max_steps=5,
+        accelerator="cpu",
+        callbacks=[cb],
+        logger=logger,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        limit_val_batches=0,
+    )
+    trainer.fit(UnlearningModule("tiny-llama"), datamodule=dm)
+    assert [(h["when"], h["step"]) for h in cb.history] == [("before", 0), ("during", 2), ("during", 4), ("after", 5)]
+    assert all(h["domain"]["n"] == 3 and 0.0 <= h["off_domain"]["entropy_frac"] <= 1.0 for h in cb.history)
+    written = json.loads((Path(trainer.log_dir) / "domain_eval.json").read_text())
+    assert [h["step"] for h in written] == [0, 2, 4, 5]

@@ -10,10 +10,11 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_info
 
 from eu.eval.domain import evaluate_domain, evaluate_off_domain
+from eu.eval.periodic import PeriodicEval
 from eu.io import write_text_atomic
 
 
-class DomainEval(L.Callback):
+class DomainEval(PeriodicEval):
     """Generates answers to held-out domain items and to off-domain prompts on rank 0.
 
     Logs ``eval/domain_acc`` and ``eval/offdomain_entropy_frac`` at the start of fit, every
@@ -39,15 +40,15 @@ class DomainEval(L.Callback):
             every_n_steps: also evaluate every N optimizer steps (0 disables).
             before_fit: evaluate the untouched model when fit starts.
         """
+        super().__init__(every_n_steps, before_fit)
         self.domain = domain
         self.num_items = num_items
         self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size
-        self.every_n_steps = every_n_steps
-        self.before_fit = before_fit
         self.history: list[dict[str, Any]] = []
 
-    def _run(self, trainer: L.Trainer, pl_module: Any, when: str) -> None:
+    def run(self, trainer: L.Trainer, pl_module: Any, when: str) -> None:
+        """Score the held-out domain items and the off-domain prompts (rank 0 only)."""
         if not trainer.is_global_zero:
             return
         model, tokenizer = pl_module.model, pl_module.tokenizer
@@ -68,19 +69,8 @@ class DomainEval(L.Callback):
             f"{dom['accuracy']:.3f} ({dom['n']} items); off-domain entropy {off['entropy_frac']:.3f} of log V"
         )
 
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.before_fit:
-            self._run(trainer, pl_module, "before")
-
-    def on_train_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
-        step = trainer.global_step
-        if self.every_n_steps and step % self.every_n_steps == 0 and step < (trainer.max_steps or 0):
-            self._run(trainer, pl_module, "during")
-
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._run(trainer, pl_module, "after")
+        super().on_fit_end(trainer, pl_module)
         if not trainer.is_global_zero:
             return
         self._report()

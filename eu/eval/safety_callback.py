@@ -8,8 +8,10 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_info
 
+from eu.eval.periodic import PeriodicEval
 
-class SafetyEval(L.Callback):
+
+class SafetyEval(PeriodicEval):
     """Runs a budgeted subset of the suites every ``every_n_steps`` and at the end of fit.
 
     Logs ``eval/harmful_asr``, ``eval/jailbreak_asr``, ``eval/*_refusal_rate`` and
@@ -52,15 +54,14 @@ class SafetyEval(L.Callback):
             best_path: where the best checkpoint is saved (default: LOG_DIR/best.ckpt).
             text_samples: generations per suite logged as TensorBoard text.
         """
+        super().__init__(every_n_steps, before_fit)
         self.suite_names = [s.strip() for s in suites.split(",") if s.strip()]
         self.judge_spec = judge
-        self.every_n_steps = every_n_steps
         self.sizes = (harmful_size, jailbreak_size, domain_size)
         self.full_sizes = full_sizes
         self.domain = domain
         self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size
-        self.before_fit = before_fit
         self.asr_ceiling = asr_ceiling
         self.best_path = best_path
         self.text_samples = text_samples
@@ -133,20 +134,12 @@ class SafetyEval(L.Callback):
             trainer.save_checkpoint(path)
             rank_zero_info(f"eu: new best checkpoint {path} (domain accuracy {score:.3f}, ASR <= {self.asr_ceiling})")
 
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.before_fit:
-            self.evaluate(trainer, pl_module)
-
-    def on_train_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
-        step = trainer.global_step
-        if self.every_n_steps and step % self.every_n_steps == 0 and step < (trainer.max_steps or 0):
-            self._maybe_keep_best(trainer, self.evaluate(trainer, pl_module))
-
-    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._maybe_keep_best(trainer, self.evaluate(trainer, pl_module))
-        if trainer.is_global_zero and len(self.history) > 1:
+    def run(self, trainer: L.Trainer, pl_module: Any, when: str) -> None:
+        """Evaluate; during and after fit also consider the weights for the best checkpoint."""
+        metrics = self.evaluate(trainer, pl_module)
+        if when != "before":
+            self._maybe_keep_best(trainer, metrics)
+        if when == "after" and trainer.is_global_zero and len(self.history) > 1:
             rank_zero_info(self.before_after_table())
 
     def before_after_table(self) -> str:
