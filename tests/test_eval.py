@@ -126,12 +126,35 @@ def test_guard_refuses_below_threshold_and_calibrates_to_pass_rate(tiny_model, t
     assert sum(passed) / len(passed) >= 0.95
 
 
-def test_safety_callback_fires_on_schedule_and_keeps_best(workdir, fake_sources):
+def _fit_tiny(workdir, callback, logger=False):
+    """Five steps of the tiny model with one callback; returns the trainer."""
     import lightning as L
 
-    from eu.eval.safety_callback import SafetyEval
+    from eu import StreamConfig, UnlearningDataModule, UnlearningModule
 
     from conftest import ROOT
+
+    dm = UnlearningDataModule(
+        StreamConfig(path=str(ROOT / "tests/data/retain.jsonl"), block_length=256),
+        StreamConfig(path=str(ROOT / "tests/data/forget.jsonl"), block_length=256),
+        tokenizer="tiny-llama",
+    )
+    trainer = L.Trainer(
+        max_steps=5,
+        accelerator="cpu",
+        callbacks=[callback],
+        logger=logger,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        limit_val_batches=0,
+        default_root_dir=workdir,
+    )
+    trainer.fit(UnlearningModule("tiny-llama"), datamodule=dm)
+    return trainer
+
+
+def test_safety_callback_fires_on_schedule_and_keeps_best(workdir, fake_sources):
+    from eu.eval.safety_callback import SafetyEval
 
     calls = []
 
@@ -140,8 +163,6 @@ def test_safety_callback_fires_on_schedule_and_keeps_best(workdir, fake_sources)
             metrics = super().evaluate(trainer, pl_module, full)
             calls.append((trainer.global_step, full))
             return metrics
-
-    from eu import StreamConfig, UnlearningDataModule, UnlearningModule
 
     cb = Spy(
         judge=KeywordJudge(),
@@ -153,22 +174,7 @@ def test_safety_callback_fires_on_schedule_and_keeps_best(workdir, fake_sources)
         asr_ceiling=1.0,
         best_path=str(workdir / "best.ckpt"),
     )
-    dm = UnlearningDataModule(
-        StreamConfig(path=str(ROOT / "tests/data/retain.jsonl"), block_length=256),
-        StreamConfig(path=str(ROOT / "tests/data/forget.jsonl"), block_length=256),
-        tokenizer="tiny-llama",
-    )
-    trainer = L.Trainer(
-        max_steps=5,
-        accelerator="cpu",
-        callbacks=[cb],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        limit_val_batches=0,
-        default_root_dir=workdir,
-    )
-    trainer.fit(UnlearningModule("tiny-llama"), datamodule=dm)
+    _fit_tiny(workdir, cb)
     assert calls == [(2, False), (4, False), (5, False)]
     assert (workdir / "best.ckpt").is_file()
     assert {"eval/harmful_asr", "eval/jailbreak_asr", "eval/domain_acc"} <= set(cb.history[-1])
@@ -184,28 +190,10 @@ def test_domain_callback_runs_before_during_after_and_writes_its_history(workdir
 
     import lightning as L
 
-    from eu import StreamConfig, UnlearningDataModule, UnlearningModule
     from eu.eval.callback import DomainEval
 
-    from conftest import ROOT
-
     cb = DomainEval(domain="math", num_items=3, max_new_tokens=4, batch_size=3, every_n_steps=2)
-    dm = UnlearningDataModule(
-        StreamConfig(path=str(ROOT / "tests/data/retain.jsonl"), block_length=256),
-        StreamConfig(path=str(ROOT / "tests/data/forget.jsonl"), block_length=256),
-        tokenizer="tiny-llama",
-    )
-    logger = L.pytorch.loggers.CSVLogger(workdir, name="csv")
-    trainer = L.Trainer(
-        max_steps=5,
-        accelerator="cpu",
-        callbacks=[cb],
-        logger=logger,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        limit_val_batches=0,
-    )
-    trainer.fit(UnlearningModule("tiny-llama"), datamodule=dm)
+    trainer = _fit_tiny(workdir, cb, logger=L.pytorch.loggers.CSVLogger(workdir, name="csv"))
     assert [(h["when"], h["step"]) for h in cb.history] == [("before", 0), ("during", 2), ("during", 4), ("after", 5)]
     assert all(h["domain"]["n"] == 3 and 0.0 <= h["off_domain"]["entropy_frac"] <= 1.0 for h in cb.history)
     written = json.loads((Path(trainer.log_dir) / "domain_eval.json").read_text())
