@@ -96,12 +96,17 @@ class Features:
     fluency: float = -math.inf
     relevance: float = 0.0
     diversity: float = 1.0
-    """Distinct tokens over tokens of the judged response: low for degenerate loops."""
+    """Distinct character 3-grams over 3-grams of the judged response: low for degenerate loops."""
 
 
-def token_diversity(ids: list[int]) -> float:
-    """Share of distinct tokens in ``ids`` (1.0 for an empty list)."""
-    return len(set(ids)) / len(ids) if ids else 1.0
+def text_diversity(text: str, n: int = 3) -> float:
+    """Share of distinct character ``n``-grams in ``text`` (1.0 when it has none).
+
+    Characters, not tokens: a tokenizer merges a run of commas into a few multi-comma tokens,
+    which hides a loop from a token count.
+    """
+    grams = [text[i : i + n] for i in range(len(text) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 1.0
 
 
 @dataclass(frozen=True)
@@ -338,7 +343,7 @@ class LikelihoodJudge:
         }
         given = mean_logprobs(model, pad, [(self._prompt_ids(items[i].prompt), resp[i]) for i in todo], self.batch_size)
         fluency = dict(zip(todo, given))
-        diversity = {i: token_diversity(resp[i]) for i in todo}
+        diversity = {i: text_diversity(tok.decode(resp[i])) for i in todo}
         th = self.thresholds
         need = [i for i in todo if relevance_always or (fluency[i] >= th.fluency and diversity[i] >= th.diversity)]
         neutral = self._prompt_ids(self.neutral_prompt)
