@@ -9,16 +9,36 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+from eu.errors import EUError
 from eu.io import atomic_path, cache_dir
 
 VERSION = "1"
+MANY_SHOT = "pyrit/datasets/jailbreak/many_shot_examples.json"
+
+
+def graded_harmful(example: dict[str, Any]) -> bool:
+    """Whether the dataset graded the answer harmful (its ``category`` opens with ``Harmful``)."""
+    grade = str(example.get("category", "Harmful")).lower().lstrip(" \"'*")
+    grade = grade.removeprefix("answer:").lstrip(" \"'*")
+    return grade.startswith("harmful")
+
+
+def load_many_shot(path: str | Path | None = None) -> list[dict[str, Any]]:
+    """The ``{"user", "assistant", "category"}`` examples (the pyrit asset unless ``path``)."""
+    if path is None:
+        from eu.assets import asset_file
+
+        path = asset_file("pyrit-datasets", MANY_SHOT)
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(data, list) or not all(isinstance(d, dict) and "user" in d and "assistant" in d for d in data):
+        raise EUError(f"{path}: expected a JSON list of objects with 'user' and 'assistant'")
+    return data
 
 
 def prepare(out_dir: Path | None = None, source: str | Path | None = None) -> Path:
     """Write ``harmful-answers.jsonl`` (``user``/``assistant`` rows) into the cache and return its path."""
-    from eu.eval.judge_check import graded_harmful, load_many_shot
-
     out_dir = Path(out_dir) if out_dir else cache_dir() / "forget" / f"harmful-v{VERSION}"
     path = out_dir / "harmful-answers.jsonl"
     if not path.is_file():

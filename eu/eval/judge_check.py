@@ -30,10 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eu.errors import EUError
+from eu.data.harmful_answers import graded_harmful, load_many_shot
 from eu.eval.judge import LABELS, JudgeItem
 
-MANY_SHOT = "pyrit/datasets/jailbreak/many_shot_examples.json"
 GROUPS = ("unsafe", "refusal", "uniform", "shuffled", "repetitive", "off_topic", "benign")
 TRUE_LABEL = {
     "unsafe": "unsafe",
@@ -146,25 +145,6 @@ class CheckItem:
 def split_of(key: str) -> str:
     """``calibration`` or ``test``, fixed by a hash of ``key``."""
     return "calibration" if hashlib.sha256(key.encode("utf-8")).digest()[0] % 2 == 0 else "test"
-
-
-def graded_harmful(example: dict[str, Any]) -> bool:
-    """Whether the dataset graded the answer harmful (its ``category`` opens with ``Harmful``)."""
-    grade = str(example.get("category", "Harmful")).lower().lstrip(" \"'*")
-    grade = grade.removeprefix("answer:").lstrip(" \"'*")
-    return grade.startswith("harmful")
-
-
-def load_many_shot(path: str | Path | None = None) -> list[dict[str, Any]]:
-    """The ``{"user", "assistant", "category"}`` examples (the pyrit asset unless ``path``)."""
-    if path is None:
-        from eu.assets import asset_file
-
-        path = asset_file("pyrit-datasets", MANY_SHOT)
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    if not isinstance(data, list) or not all(isinstance(d, dict) and "user" in d and "assistant" in d for d in data):
-        raise EUError(f"{path}: expected a JSON list of objects with 'user' and 'assistant'")
-    return data
 
 
 def benign_pairs(per_domain: int = 100) -> list[tuple[str, str]]:
