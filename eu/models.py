@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,28 @@ def _aliases() -> dict[str, Any]:
     return {"tiny-llama": build_tiny_model, **{a: partial(build_gguf_model, a) for a in GGUF_MODELS}}
 
 
+def check_dtype(dtype: str | None) -> None:
+    """Raise unless ``dtype`` is ``None`` or one of :data:`DTYPES`."""
+    if dtype is not None and dtype not in DTYPES:
+        raise EUError(f"model.dtype must be one of {', '.join(DTYPES)} (or null for float32), got {dtype!r}")
+
+
+def _unknown_model(name: str, aliases: list[str]) -> EUError:
+    close = difflib.get_close_matches(name, aliases, n=1)
+    hint = f"Did you mean {close[0]!r}? " if close else ""
+    return EUError(
+        f"unknown model {name!r}: not a local folder, an alias, or a Hugging Face id (those read org/name). "
+        f"{hint}Set model.model (or --model) to one of the aliases {', '.join(aliases)}, "
+        "a local model folder, or an org/name id"
+    )
+
+
 def resolve_model(name: str) -> str:
-    """A local folder or hub id for ``name``; aliases are built or fetched into the cache."""
+    """A local folder or hub id for ``name``; aliases are built or fetched into the cache.
+
+    A name that is no existing path, no alias and has no ``/`` cannot be a hub id, so it is
+    refused (with the closest alias) instead of being sent to the hub.
+    """
     if not name:
         raise EUError("no model given; set model.model to a Hugging Face id, a local folder or an alias")
     builders = _aliases()
@@ -45,6 +66,8 @@ def resolve_model(name: str) -> str:
         name = "tiny-llama"  # its tokenizer and chat template; weights come from load_model
     if name in builders:
         return str(builders[name]())
+    if "/" not in name and not Path(name).exists():
+        raise _unknown_model(name, sorted([*builders, *RANDOM_MODELS]))
     return name
 
 
@@ -63,8 +86,7 @@ def load_model(name: str, dtype: str | None = None, trust_remote_code: bool = Fa
     """An ``AutoModelForCausalLM`` for ``name`` in ``dtype`` (``None`` keeps float32)."""
     from transformers import AutoModelForCausalLM
 
-    if dtype is not None and dtype not in DTYPES:
-        raise EUError(f"model.dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    check_dtype(dtype)
     if name in RANDOM_MODELS:
         from transformers import LlamaConfig
 

@@ -12,8 +12,8 @@ from lightning.pytorch.cli import OptimizerCallable
 
 from eu.data.chat import load_chat_template, require_chat_template
 from eu.errors import EUError
-from eu.lora import LoraOptions, adapter_state, apply_lora
-from eu.models import load_model, load_tokenizer
+from eu.lora import LoraOptions, adapter_state, apply_lora, check_lora_strategy
+from eu.models import check_dtype, load_model, load_tokenizer
 from eu.objectives import ExclusiveUnlearning, Objective
 
 DEFAULT_OBJECTIVE = lazy_instance(ExclusiveUnlearning)
@@ -54,6 +54,7 @@ class UnlearningModule(L.LightningModule):
             gradient_checkpointing: recompute decoder activations in backward to save memory.
             lora: train low-rank adapters instead of all weights (needs ``peft``).
         """
+        check_dtype(dtype)  # before anything is loaded
         super().__init__()
         self.save_hyperparameters(ignore=["objective", "optimizer"])
         self.model_name = model
@@ -83,6 +84,7 @@ class UnlearningModule(L.LightningModule):
     def configure_model(self) -> None:
         if self.model is not None:
             return
+        check_lora_strategy(getattr(self._trainer, "strategy", None), self.lora)
         self.model = load_model(self.model_name, self.dtype_name, self.trust_remote_code)
         if self.gradient_checkpointing:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from conftest import ROOT, run_eu
+from conftest import DATA, ROOT, run_eu
 
 TINY = str(ROOT / "configs" / "tiny.yaml")
 
@@ -83,3 +83,222 @@ def test_lambda_outside_unit_interval(workdir, capsys, value):
 def test_block_length_too_small_for_any_example(workdir, capsys):
     code = _fit("--data.retain.block_length=8")
     _assert_failed_cleanly(code, capsys, workdir, "block_length=8", "too small")
+
+
+def test_unknown_model_alias_lists_aliases_and_suggests_the_closest(workdir, capsys):
+    code = _fit("--model.model=smollm2-135m-instruc")
+    _assert_failed_cleanly(
+        code,
+        capsys,
+        workdir,
+        "unknown model 'smollm2-135m-instruc'",
+        "Did you mean 'smollm2-135m-instruct'?",
+        "tiny-llama",
+    )
+
+
+def test_model_names_that_are_no_alias_still_resolve(workdir, tiny_path):
+    from eu.models import resolve_model
+
+    (workdir / "mymodel").mkdir()
+    assert resolve_model("mymodel") == "mymodel"  # a local folder needs no "/"
+    assert resolve_model("org/some-model") == "org/some-model"  # a hub id, left to the hub
+    assert resolve_model("random-llama-3.2-1b") == resolve_model("tiny-llama")
+
+
+def test_empty_forget_corpus(workdir, capsys):
+    empty = workdir / "tests/data/empty.jsonl"
+    empty.write_text("")
+    code = _fit(f"--data.forget.path={empty}")
+    _assert_failed_cleanly(code, capsys, workdir, "data.forget.path", "empty.jsonl", "add at least one example")
+
+
+def test_sample_num_pairs_zero(workdir, capsys):
+    code = _fit("--data.sample.num_pairs=0")
+    _assert_failed_cleanly(code, capsys, workdir, "data.sample.num_pairs must be at least 1, got 0")
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("num_pairs", 0),
+        ("batch_size", 0),
+        ("user_tokens", 0),
+        ("answer_tokens", -1),
+        ("temperature", 0.0),
+        ("top_k", -1),
+    ],
+)
+def test_sample_settings_out_of_range(key, value):
+    from eu.data.datamodule import StreamConfig, UnlearningDataModule
+    from eu.errors import EUError
+    from eu.sample import SampleSettings
+
+    with pytest.raises(EUError, match=rf"data\.sample\.{key} must be"):
+        UnlearningDataModule(StreamConfig(path="r.jsonl"), sample=SampleSettings(**{key: value}))
+
+
+def test_empty_assistant_turn_names_file_and_line(workdir, capsys):
+    bad = workdir / "tests/data/blank.jsonl"
+    rows = [{"user_text": "a", "assistant_text": "b"}, {"user_text": "c", "assistant_text": "  \n"}]
+    bad.write_text(json.dumps(rows[0]) + "\n\n" + json.dumps(rows[1]) + "\n")  # line 2 is blank
+    code = _fit(f"--data.forget.path={bad}")
+    _assert_failed_cleanly(code, capsys, workdir, "data.forget.path", "blank.jsonl:3", "assistant turn", "is empty")
+
+
+def test_empty_assistant_turn_in_csv_names_the_record(tmp_path):
+    from eu.data.records import read_records
+    from eu.errors import EUError
+
+    bad = tmp_path / "data.csv"
+    bad.write_text('question,answer\nq1,a1\nq2,""\n')
+    with pytest.raises(EUError, match=r"data\.csv: record 2: the assistant turn \('answer'\) is empty"):
+        read_records(str(bad))
+
+
+def test_wrong_dtype_is_refused_before_any_model_is_loaded(workdir, capsys):
+    code = _fit("--model.dtype=float33")
+    _assert_failed_cleanly(code, capsys, workdir, "model.dtype", "float32, bfloat16, float16", "'float33'")
+
+
+def _lora_strategies():
+    import yaml
+    from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy
+
+    from eu.strategies import AutoWrapFSDPStrategy
+
+    shipped = yaml.safe_load((ROOT / "configs/strategy/fsdp.yaml").read_text())["trainer"]["strategy"]
+    assert shipped["class_path"] == "eu.strategies.AutoWrapFSDPStrategy"
+    deepspeed = type("DeepSpeedStrategy", (), {})()  # deepspeed is not installed; refused by name
+    held = [None, DDPStrategy(), AutoWrapFSDPStrategy(**shipped["init_args"])]
+    refused = [
+        (deepspeed, "DeepSpeed"),
+        (FSDPStrategy(use_orig_params=False), "use_orig_params"),
+        (AutoWrapFSDPStrategy(state_dict_type="sharded"), "sharded"),
+    ]
+    return held, refused
+
+
+def test_lora_strategy_check():
+    from eu.errors import EUError
+    from eu.lora import LoraOptions, check_lora_strategy
+
+    held, refused = _lora_strategies()
+    for strategy in held:
+        check_lora_strategy(strategy, LoraOptions())
+    for strategy, reason in refused:
+        check_lora_strategy(strategy, None)  # without LoRA anything goes
+        with pytest.raises(EUError, match=rf"model\.lora cannot be combined with trainer\.strategy .*{reason}"):
+            check_lora_strategy(strategy, LoraOptions())
+
+
+def test_lora_with_an_unfit_strategy_stops_before_the_model_is_loaded(monkeypatch):
+    from types import SimpleNamespace
+
+    import eu.module
+    from eu.errors import EUError
+    from eu.lora import LoraOptions
+    from eu.module import UnlearningModule
+
+    module = UnlearningModule("tiny-llama", lora=LoraOptions(rank=4))
+    module._trainer = SimpleNamespace(strategy=_lora_strategies()[1][1][0])
+    monkeypatch.setattr(eu.module, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    with pytest.raises(EUError, match="use_orig_params"):
+        module.configure_model()
+
+
+def test_sharded_checkpoint_folder_given_to_export(workdir, capsys):
+    folder = workdir / "last.ckpt"  # what FSDP with state_dict_type=sharded writes
+    folder.mkdir()
+    (folder / ".metadata").write_bytes(b"")
+    code = run_eu("export", str(folder), "out")
+    _assert_failed_cleanly(code, capsys, workdir, "last.ckpt is a folder", "give a single .ckpt file")
+    assert not (workdir / "out").exists()
+
+
+def test_val_examples_not_below_dataset_size(workdir, capsys):
+    code = _fit("--data.retain.val_examples=200")
+    _assert_failed_cleanly(
+        code, capsys, workdir, "data.retain.val_examples=200", "has 200 usable examples", "below 200"
+    )
+
+
+def test_unsupported_file_type_names_file_and_supported_types(workdir, capsys):
+    text = workdir / "tests/data/data.txt"
+    text.write_text("user: a\nassistant: b\n")
+    code = _fit(f"--data.retain.path={text}")
+    _assert_failed_cleanly(code, capsys, workdir, "data.txt", "unsupported file type '.txt'", ".jsonl, .csv, .parquet")
+
+
+def test_missing_spreadsheet_is_a_missing_file_not_a_dataset_name(workdir, capsys):
+    code = _fit("--data.retain.path=tests/data/table.xlsx")
+    _assert_failed_cleanly(code, capsys, workdir, "data file not found", "table.xlsx")
+
+
+def test_num_workers_refused(workdir, capsys):
+    code = _fit("--data.num_workers=2")
+    _assert_failed_cleanly(code, capsys, workdir, "data.num_workers=2", "replay every step", "data.num_workers=0")
+
+
+def _fail_with_full_disk(*args, **kwargs):
+    import errno
+    import os
+
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize("failing", ["write_text", "replace"])
+def test_full_disk_during_a_file_write_leaves_nothing(tmp_path, monkeypatch, failing):
+    import os
+    import pathlib
+
+    from eu.errors import EUError
+    from eu.io import write_text_atomic
+
+    target = (pathlib.Path, "write_text") if failing == "write_text" else (os, "replace")
+    monkeypatch.setattr(*target, _fail_with_full_disk)
+    with pytest.raises(EUError, match=r"could not write .*results\.json: No space left on device"):
+        write_text_atomic(tmp_path / "results.json", "{}")
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_full_disk_during_a_folder_write_leaves_nothing(tmp_path, monkeypatch):
+    import pathlib
+
+    from eu.errors import EUError
+    from eu.io import atomic_dir
+
+    with pytest.raises(EUError, match=r"could not write .*model: No space left on device"):
+        with atomic_dir(tmp_path / "model", "export") as tmp:
+            (tmp / "config.json").write_bytes(b"{}")
+            monkeypatch.setattr(pathlib.Path, "write_text", _fail_with_full_disk)
+            (tmp / "model.safetensors").write_text("weights")
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_truncated_and_dropped_examples_are_reported_once(tiny_path, tiny_tokenizer, capsys):
+    from eu.data.chat import encode_record
+    from eu.data.datamodule import StreamConfig, UnlearningDataModule
+    from eu.data.records import read_records
+
+    dm = UnlearningDataModule(
+        StreamConfig(path=str(DATA / "retain.jsonl"), block_length=64, val_examples=4),
+        StreamConfig(path=str(DATA / "forget.jsonl"), block_length=256, val_examples=4),
+        tokenizer=str(tiny_path),
+    )
+    dm.prepare_data()
+    dm.setup("fit")
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("eu: data.")]
+    expected = []
+    for name, block in (("retain", 64), ("forget", 256)):
+        encoded = [encode_record(tiny_tokenizer, r) for r in read_records(str(DATA / f"{name}.jsonl"))]
+        truncated = sum(len(ids) > block for ids, _ in encoded)
+        dropped = sum(prompt >= min(len(ids), block) for ids, prompt in encoded)
+        expected.append(
+            f"eu: data.{name}: {len(encoded)} examples, {truncated} truncated to block_length={block} "
+            f"({dropped} of them dropped: no response token left)"
+        )
+    assert lines == expected
+    assert "0 truncated" not in expected[0] and "(0 of them" not in expected[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -121,7 +122,7 @@ class UnlearningDataModule(L.LightningDataModule):
             seed: seed of the example order; identical on every rank.
             pad_to_multiple_of: round packed rows up to this width (dynamic shapes only).
             static_shape: always emit ``[examples_per_step, block_length]`` batches (for compile).
-            num_workers: DataLoader workers.
+            num_workers: DataLoader workers; must be 0 until the step dataset shards across workers.
             sample: how a ``self-generated`` forget corpus is sampled (the paper's recipe by
                 default); used when ``forget.path`` is ``self-generated``.
         """
@@ -141,6 +142,12 @@ class UnlearningDataModule(L.LightningDataModule):
         for name, cfg in self.stream_configs.items():
             if cfg is not None:
                 _check_stream_config(name, cfg)
+        _check_sample_settings(self.sample)
+        if num_workers != 0:
+            raise EUError(
+                f"data.num_workers={num_workers} is not supported yet: the step dataset does not shard across "
+                "DataLoader workers, so every worker would replay every step; set data.num_workers=0"
+            )
 
     @property
     def streams(self) -> list[str]:
@@ -161,7 +168,10 @@ class UnlearningDataModule(L.LightningDataModule):
             source = cfg.path
             if source == SELF_GENERATED:
                 source = str(ensure_corpus(self.tokenizer_name, self.sample, self.trust_remote_code))
-            records = read_records(source, cfg.fields, cfg.split)
+            try:
+                records = read_records(source, cfg.fields, cfg.split)
+            except EUError as err:
+                raise EUError(f"data.{name}.path: {err}") from None
             examples = tokenize_cached(tokenizer, records, cfg.block_length)
             if len(examples) == 0:
                 raise EUError(
@@ -171,16 +181,23 @@ class UnlearningDataModule(L.LightningDataModule):
             order = epoch_permutation(len(examples), self.seed, STREAMS.index(name), -1)
             n_val = cfg.val_examples
             if n_val >= len(examples):
-                raise EUError(f"data.{name}.val_examples={n_val} leaves no training example of {len(examples)}")
+                raise EUError(
+                    f"data.{name}.val_examples={n_val} leaves no training example: {cfg.path} has "
+                    f"{len(examples)} usable examples; set data.{name}.val_examples below {len(examples)}"
+                )
             self.data[name] = StreamData(
                 name, cfg, train=examples.subset(order[n_val:]), val=examples.subset(order[:n_val])
             )
             self.stats[name] = {
+                "records": len(records),
                 "examples": len(examples),
                 "truncated": examples.truncated,
                 "dropped": examples.dropped,
                 "tokens": int(examples.lengths.sum()),
             }
+        if self._world()[0] == 0:
+            for name in self.streams:
+                print(stats_line(name, self.stats[name], self.stream_configs[name].block_length), file=sys.stderr)
 
     def prepare_data(self) -> None:
         self._load()
@@ -273,6 +290,24 @@ class UnlearningDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()
+
+
+def stats_line(name: str, stats: dict[str, int], block_length: int) -> str:
+    """One line on how many examples of stream ``name`` were truncated or dropped for length."""
+    return (
+        f"eu: data.{name}: {stats['records']} examples, {stats['truncated']} truncated to "
+        f"block_length={block_length} ({stats['dropped']} of them dropped: no response token left)"
+    )
+
+
+def _check_sample_settings(sample: SampleSettings) -> None:
+    for key in ("num_pairs", "batch_size", "user_tokens", "answer_tokens"):
+        if getattr(sample, key) < 1:
+            raise EUError(f"data.sample.{key} must be at least 1, got {getattr(sample, key)}")
+    if not sample.temperature > 0:
+        raise EUError(f"data.sample.temperature must be > 0, got {sample.temperature} (the recipe uses 2.0)")
+    if sample.top_k < 0:
+        raise EUError(f"data.sample.top_k must be >= 0 (0 turns top-k off), got {sample.top_k}")
 
 
 def _check_stream_config(name: str, cfg: StreamConfig) -> None:

@@ -6,6 +6,7 @@ are parsed here first so that a syntax error names the file and line.
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,11 @@ from typing import Any
 from eu.errors import EUError
 
 FILE_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
+# File types people try that eu cannot read: such a path is a file, never a dataset name.
+UNSUPPORTED_SUFFIXES = frozenset(
+    {".txt", ".tsv", ".xlsx", ".xls", ".ods", ".xml", ".html", ".md", ".yaml", ".yml", ".pdf", ".docx", ".arrow"}
+    | {".feather", ".pkl", ".pickle", ".gz", ".zip", ".tar", ".bz2", ".xz", ".zst"}
+)
 
 # Field layouts recognised without configuration, in order of preference.
 KNOWN_LAYOUTS: tuple[dict[str, str], ...] = (
@@ -51,11 +57,14 @@ class Fields:
 
 def is_local(source: str) -> bool:
     """True when ``source`` looks like a file path rather than a Hugging Face dataset name."""
-    return Path(source).suffix.lower() in FILE_BUILDERS or Path(source).exists()
+    suffix = Path(source).suffix.lower()
+    return suffix in FILE_BUILDERS or suffix in UNSUPPORTED_SUFFIXES or Path(source).exists()
 
 
-def _check_json_syntax(path: Path) -> None:
+def _check_json_syntax(path: Path) -> int:
+    """Raise with the line of the first syntax error; return the number of records."""
     if path.suffix.lower() == ".jsonl":
+        count = 0
         with path.open(encoding="utf-8") as fh:
             for lineno, line in enumerate(fh, 1):
                 if not line.strip():
@@ -66,11 +75,17 @@ def _check_json_syntax(path: Path) -> None:
                     raise EUError(f"{path}:{lineno}: invalid JSON ({err.msg}); fix or remove this line") from None
                 if not isinstance(value, dict):
                     raise EUError(f"{path}:{lineno}: expected a JSON object per line, got {type(value).__name__}")
-    else:
-        try:
-            json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise EUError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from None
+                count += 1
+        return count
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise EUError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from None
+    return len(value) if isinstance(value, list) else 1
+
+
+def _no_records(source: str | Path) -> EUError:
+    return EUError(f"{source}: no records (the data is empty); add at least one example or use another file")
 
 
 def load_table(source: str, split: str = "train") -> list[dict[str, Any]]:
@@ -86,9 +101,13 @@ def load_table(source: str, split: str = "train") -> list[dict[str, Any]]:
             raise EUError(f"data file not found: {path} (check the path, relative to {Path.cwd()})")
         builder = FILE_BUILDERS.get(path.suffix.lower())
         if builder is None:
-            raise EUError(f"{path}: unsupported file type; use one of {', '.join(FILE_BUILDERS)}")
-        if builder == "json":
-            _check_json_syntax(path)
+            raise EUError(
+                f"{path}: unsupported file type {path.suffix or '(no extension)'!r}; eu reads "
+                f"{', '.join(FILE_BUILDERS)} files: convert it, e.g. to JSONL with one "
+                '{"user_text": ..., "assistant_text": ...} object per line'
+            )
+        if path.stat().st_size == 0 or (builder == "json" and _check_json_syntax(path) == 0):
+            raise _no_records(path)
         try:
             table = datasets.load_dataset(builder, data_files=str(path), split="train")
         except Exception as err:  # datasets raises many types; the user needs the file name
@@ -121,33 +140,52 @@ def _resolve_fields(fields: Fields, row: dict[str, Any], source: str) -> Fields:
     )
 
 
-def _text(row: dict[str, Any], field: str | None, source: str, index: int, required: bool) -> str:
-    if field is None:
+def _empty_turn(source: str, index: int, role: str, field: str | None) -> EUError:
+    return EUError(f"{_location(source, index)}: the {role} turn ({field!r}) is empty; fill it in or remove the record")
+
+
+def _text(row: dict[str, Any], field: str | None, source: str, index: int, role: str | None = None) -> str:
+    """The text of ``field`` in ``row``; with a ``role`` (user, assistant) the field must hold a value."""
+    if field is None or (field not in row and role is None):
         return ""
-    if field not in row or row[field] is None:
-        if required:
-            raise EUError(f"{source}: record {index + 1} has no field {field!r} (it has {sorted(row)})")
-        return ""
-    return str(row[field])
+    if field not in row:
+        raise EUError(f"{source}: record {index + 1} has no field {field!r} (it has {sorted(row)})")
+    if row[field] is None and role is not None:
+        raise _empty_turn(source, index, role, field)
+    return "" if row[field] is None else str(row[field])
+
+
+def _location(source: str, index: int) -> str:
+    """``FILE:LINE`` of record ``index`` of a JSONL file, else ``SOURCE: record N``."""
+    from eu.domains import resolve_source
+
+    path = Path(resolve_source(source))
+    if path.suffix.lower() == ".jsonl" and path.is_file():
+        with path.open(encoding="utf-8") as fh:
+            record_lines = (lineno for lineno, line in enumerate(fh, 1) if line.strip())
+            lineno = next(itertools.islice(record_lines, index, None), None)
+        if lineno is not None:
+            return f"{path}:{lineno}"
+    return f"{source}: record {index + 1}"
 
 
 def read_records(source: str, fields: Fields | None = None, split: str = "train") -> list[ChatRecord]:
-    """Read ``source`` into chat records, mapping fields as configured or auto-detected."""
+    """Read ``source`` into chat records, mapping fields as configured or auto-detected.
+
+    Every record needs a non-blank response; a blank one is refused with its file and line.
+    """
     rows = load_table(source, split)
     if not rows:
-        raise EUError(f"{source}: the dataset is empty; it needs at least one record")
+        raise _no_records(source)
     resolved = _resolve_fields(fields or Fields(), rows[0], source)
     records = []
     for i, row in enumerate(rows):
-        user = _text(row, resolved.user, source, i, required=True)
-        extra = _text(row, resolved.input, source, i, required=False)
+        user = _text(row, resolved.user, source, i, role="user")
+        extra = _text(row, resolved.input, source, i)
         if extra.strip():
             user = f"{user}\n\n{extra}"
-        records.append(
-            ChatRecord(
-                user=user,
-                assistant=_text(row, resolved.assistant, source, i, required=True),
-                system=_text(row, resolved.system, source, i, required=False),
-            )
-        )
+        assistant = _text(row, resolved.assistant, source, i, role="assistant")
+        if not assistant.strip():  # nothing to train on
+            raise _empty_turn(source, i, "assistant", resolved.assistant)
+        records.append(ChatRecord(user=user, assistant=assistant, system=_text(row, resolved.system, source, i)))
     return records
