@@ -18,7 +18,7 @@ LORA = [
 def test_lora_fit_export_reload_generates_like_the_checkpoint(workdir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from eu.export import model_from_checkpoint
+    from eu.checkpoint import model_from_checkpoint
     from eu.models import load_model
 
     assert run_eu("fit", "-c", TINY, *LORA) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from eu.data.records import Fields, read_records
 from eu.data.self_generated import SELF_GENERATED, ensure_corpus
 from eu.data.tokenized import TokenizedExamples, tokenize_cached
 from eu.errors import EUError
+from eu.rng import preserved_rng
 from eu.sample import SampleSettings
 
 STREAMS = ("retain", "forget")
@@ -200,10 +202,12 @@ class UnlearningDataModule(L.LightningDataModule):
                 print(stats_line(name, self.stats[name], self.stream_configs[name].block_length), file=sys.stderr)
 
     def prepare_data(self) -> None:
-        self._load()
+        with preserved_rng():  # sampling a corpus on the first run must not shift training's random draws
+            self._load()
 
     def setup(self, stage: str | None = None) -> None:
-        self._load()
+        with preserved_rng():
+            self._load()
 
     def planner(self, name: str, world_size: int) -> StreamPlanner:
         data = self.data[name]
@@ -290,6 +294,59 @@ class UnlearningDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()
+
+    def data_plan(self) -> dict[str, Any]:
+        """What fixes the sequence of step batches: a resumed run must see the same plan."""
+        plan: dict[str, Any] = {"seed": self.seed, "world_size": self._world()[1]}
+        for name in self.streams:
+            data = self.data[name]
+            plan[name] = {
+                "examples_per_step": data.config.examples_per_step,
+                "tokens_per_step": data.config.tokens_per_step,
+                "block_length": data.config.block_length,
+                "val_examples": data.config.val_examples,
+                "examples_sha256": examples_digest(data.train),
+            }
+        return plan
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"data_plan": self.data_plan()} if self.data else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Refuse to resume against another data plan, naming what changed."""
+        saved = state_dict.get("data_plan")
+        if saved is None or not self.data:
+            return
+        changes = plan_changes(saved, self.data_plan())
+        if changes:
+            raise EUError(
+                "the checkpoint was trained with another data plan, so resuming would not continue the same run: "
+                + "; ".join(changes)
+                + ". Resume with the original settings and data, or start a new run"
+            )
+
+
+def examples_digest(examples: TokenizedExamples) -> str:
+    """sha256 of the token ids and prompt lengths of ``examples`` (their order included)."""
+    h = hashlib.sha256()
+    for part in (examples.tokens, examples.offsets, examples.prompt_lengths):
+        h.update(part.to(torch.int64).numpy().tobytes())
+    return h.hexdigest()
+
+
+def plan_changes(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
+    """Human-readable differences between two data plans (``data.retain.block_length: 256 -> 128``)."""
+    changes = []
+    for key in sorted(set(saved) | set(current)):
+        old, new = saved.get(key), current.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changes += plan_changes(old, new, f"{prefix}{key}.")
+        elif old != new and key == "examples_sha256":
+            changes.append(f"the examples of data.{prefix.rstrip('.')} changed (other files, tokenizer or order)")
+        elif old != new:
+            label = "world size (processes)" if key == "world_size" else f"data.{prefix}{key}"
+            changes.append(f"{label}: {old} -> {new}")
+    return changes
 
 
 def stats_line(name: str, stats: dict[str, int], block_length: int) -> str:
