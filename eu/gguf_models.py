@@ -8,18 +8,24 @@ from pathlib import Path
 import torch
 
 from eu.assets import asset_file
-from eu.io import atomic_dir, cache_dir
+from eu.io import atomic_dir, cache_dir, cache_lock
 
 GGUF_MODELS = {"smollm2-135m-instruct": "smollm2-135m-instruct-gguf"}
 
 
 def build_gguf_model(alias: str) -> Path:
     """A cached Hugging Face folder (safetensors, tokenizer, chat template) for ``alias``."""
+    target = cache_dir() / "models" / alias
+    if not (target / "config.json").is_file():
+        with cache_lock(target):
+            if not (target / "config.json").is_file():  # another process may have converted it meanwhile
+                _convert(alias, target)
+    return target
+
+
+def _convert(alias: str, target: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    target = cache_dir() / "models" / alias
-    if (target / "config.json").is_file():
-        return target
     gguf = asset_file(GGUF_MODELS[alias])
     print(f"eu: converting {gguf.name} to safetensors in {target} (once)", file=sys.stderr)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -31,7 +37,6 @@ def build_gguf_model(alias: str) -> Path:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.generation_config.pad_token_id = tokenizer.pad_token_id
-    with atomic_dir(target) as tmp:
+    with atomic_dir(target, kind="model") as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-    return target

@@ -10,11 +10,13 @@ import torch
 from jsonargparse import lazy_instance
 from lightning.pytorch.cli import OptimizerCallable
 
+from eu.checkpoint import checkpoint_metadata
 from eu.data.chat import load_chat_template, require_chat_template
 from eu.errors import EUError
 from eu.lora import LoraOptions, adapter_state, apply_lora, check_lora_strategy
 from eu.models import check_dtype, load_model, load_tokenizer
 from eu.objectives import ExclusiveUnlearning, Objective
+from eu.rng import rng_states, set_rng_states
 
 DEFAULT_OBJECTIVE = lazy_instance(ExclusiveUnlearning)
 
@@ -73,6 +75,7 @@ class UnlearningModule(L.LightningModule):
         self.model: Any = None
         self.reference_model: Any = None
         self._tokenizer: Any = None
+        self._resumed_rng: dict[str, Any] | None = None
 
     @property
     def tokenizer(self) -> Any:
@@ -80,6 +83,19 @@ class UnlearningModule(L.LightningModule):
             self._tokenizer = load_tokenizer(self.model_name, self.trust_remote_code)
             require_chat_template(self._tokenizer, self.model_name, self.chat_template)
         return self._tokenizer
+
+    def prepare_data(self) -> None:
+        """Fetch or convert the model and the callbacks' evaluation data once, before any rank needs them.
+
+        Lightning calls this on local rank 0 while the other ranks wait.
+        """
+        from eu.models import resolve_model
+
+        resolve_model(self.model_name)
+        for callback in self._trainer.callbacks if self._trainer is not None else []:
+            prepare = getattr(callback, "prepare_data", None)
+            if callable(prepare):
+                prepare()
 
     def configure_model(self) -> None:
         if self.model is not None:
@@ -115,6 +131,7 @@ class UnlearningModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, dict[str, torch.Tensor]], batch_idx: int) -> torch.Tensor:
         losses = self._losses(batch)
+        self._stop_if_non_finite("loss", losses)
         positions = sum(b["input_ids"].numel() for b in batch.values())
         real = sum(int((b["sequence_index"] >= 0).sum()) for b in batch.values())
         self.log_dict(losses, prog_bar=False, sync_dist=True, batch_size=1)
@@ -123,6 +140,29 @@ class UnlearningModule(L.LightningModule):
         optimizer = self.optimizers(use_pl_optimizer=False)
         self.log("lr", optimizer.param_groups[0]["lr"], prog_bar=True, batch_size=1)
         return losses["loss/total"]
+
+    def _stop_if_non_finite(self, what: str, values: dict[str, torch.Tensor]) -> None:
+        """Stop ``fit`` (on every rank) before a non-finite value can reach the weights or a checkpoint."""
+        finite = all(bool(torch.isfinite(v).all()) for v in values.values())
+        if self.trainer.strategy.reduce_boolean_decision(finite, all=True):
+            return
+        shown = ", ".join(f"{k}={float(v.detach().float().norm()):.6g}" for k, v in values.items())
+        where = "on this rank" if not finite else "on another rank"
+        raise EUError(
+            f"non-finite {what} at step {self.global_step} {where} ({shown}); training stopped before the update, "
+            "so the last checkpoint holds finite weights. Lower the learning rate, use float32 or bf16-mixed "
+            "instead of float16, or check the data of this step"
+        )
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        norms = [
+            torch.linalg.vector_norm(p.grad.detach().float())
+            for group in optimizer.param_groups
+            for p in group["params"]
+            if p.grad is not None
+        ]
+        if norms:
+            self._stop_if_non_finite("gradient", {"grad_norm": torch.linalg.vector_norm(torch.stack(norms))})
 
     def _eval_step(self, batch: dict[str, dict[str, torch.Tensor]], prefix: str) -> None:
         losses = self._losses(batch)
@@ -155,14 +195,25 @@ class UnlearningModule(L.LightningModule):
         checkpoint["state_dict"] = {
             k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("reference_model.")
         }
-        checkpoint["eu"] = {
-            "model": self.model_name,
-            "dtype": self.dtype_name,
-            "trust_remote_code": self.trust_remote_code,
-            "chat_template": load_chat_template(self.chat_template),
-            "objective": repr(self.objective),
-            "lora": asdict(self.lora) if self.lora is not None else None,
-        }
+        checkpoint["eu"] = checkpoint_metadata(
+            self.model_name,
+            self.dtype_name,
+            self.trust_remote_code,
+            load_chat_template(self.chat_template),
+            self.objective,
+            asdict(self.lora) if self.lora is not None else None,
+        )
+        checkpoint["eu_rng"] = rng_states()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._resumed_rng = checkpoint.get("eu_rng")
+
+    def on_train_start(self) -> None:
+        # restored here, after the checkpoint and any sanity check, so a resumed run draws the
+        # same random numbers (dropout, sampling) as the uninterrupted one from this step on
+        if self._resumed_rng is not None:
+            set_rng_states(self._resumed_rng)
+            self._resumed_rng = None
 
     def configure_callbacks(self) -> list[L.Callback]:
         from eu.callbacks import ThroughputLogger

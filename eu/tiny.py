@@ -10,7 +10,8 @@ from typing import Any
 
 import torch
 
-from eu.io import atomic_dir, cache_dir
+from eu.io import atomic_dir, cache_dir, cache_lock
+from eu.rng import preserved_rng
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
@@ -63,8 +64,9 @@ def build_tiny_llama(vocab_size: int, seed: int = 0, hidden_size: int = 64, laye
         eos_token_id=2,
         pad_token_id=0,
     )
-    torch.manual_seed(seed)
-    return LlamaForCausalLM(config)
+    with preserved_rng():
+        torch.manual_seed(seed)
+        return LlamaForCausalLM(config)
 
 
 def save_tiny_model(out_dir: str | Path, seed: int = 0) -> Path:
@@ -73,7 +75,7 @@ def save_tiny_model(out_dir: str | Path, seed: int = 0) -> Path:
     model = build_tiny_llama(len(tok), seed=seed)
     model.generation_config.pad_token_id = tok.pad_token_id
     model.generation_config.eos_token_id = tok.eos_token_id
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, kind="model", overwrite=True) as tmp:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
     return Path(out_dir)
@@ -83,5 +85,7 @@ def build_tiny_model() -> Path:
     """The ``tiny-llama`` alias: build once into the cache, then reuse."""
     path = cache_dir() / "models" / f"tiny-llama-v{TINY_VERSION}"
     if not (path / "config.json").is_file():
-        save_tiny_model(path)
+        with cache_lock(path):
+            if not (path / "config.json").is_file():  # another process may have built it meanwhile
+                save_tiny_model(path)
     return path

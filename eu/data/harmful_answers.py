@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from eu.errors import EUError
-from eu.io import atomic_path, cache_dir
+from eu.io import cache_dir, cache_lock, write_jsonl_atomic
 
 VERSION = "1"
 MANY_SHOT = "pyrit/datasets/jailbreak/many_shot_examples.json"
@@ -42,9 +42,12 @@ def prepare(out_dir: Path | None = None, source: str | Path | None = None) -> Pa
     out_dir = Path(out_dir) if out_dir else cache_dir() / "forget" / f"harmful-v{VERSION}"
     path = out_dir / "harmful-answers.jsonl"
     if not path.is_file():
-        rows = [
-            {"user": ex["user"], "assistant": ex["assistant"]} for ex in load_many_shot(source) if graded_harmful(ex)
-        ]
-        with atomic_path(path) as tmp:
-            tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        with cache_lock(path):
+            if not path.is_file():  # another process may have written it meanwhile
+                rows = [
+                    {"user": ex["user"], "assistant": ex["assistant"]}
+                    for ex in load_many_shot(source)
+                    if graded_harmful(ex)
+                ]
+                write_jsonl_atomic(path, rows)
     return path

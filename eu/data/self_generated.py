@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from eu.io import cache_dir
+from eu.io import cache_dir, cache_lock
 from eu.sample import SampleSettings, corpus_summary, sample_corpus
 
 SELF_GENERATED = "self-generated"
@@ -24,12 +24,21 @@ def corpus_path(model_name: str, settings: SampleSettings) -> Path:
 
 
 def ensure_corpus(model_name: str, settings: SampleSettings, trust_remote_code: bool = False) -> Path:
-    """Sample the corpus on first use (resuming an interrupted run) and return its path."""
+    """Sample the corpus on first use (resuming an interrupted run) and return its path.
+
+    Processes that need the same corpus at once wait for the one sampling it.
+    """
+    path = corpus_path(model_name, settings)
+    if not path.is_file():
+        with cache_lock(path):
+            if not path.is_file():  # another process may have sampled it meanwhile
+                _sample_into(path, model_name, settings, trust_remote_code)
+    return path
+
+
+def _sample_into(path: Path, model_name: str, settings: SampleSettings, trust_remote_code: bool) -> None:
     from eu.models import load_model, load_tokenizer
 
-    path = corpus_path(model_name, settings)
-    if path.is_file():
-        return path
     print(f"eu: sampling a forget corpus of {settings.num_pairs} pairs from {model_name} into {path}", file=sys.stderr)
     tokenizer = load_tokenizer(model_name, trust_remote_code)
     model = load_model(model_name, None, trust_remote_code)
@@ -37,4 +46,3 @@ def ensure_corpus(model_name: str, settings: SampleSettings, trust_remote_code: 
     sample_corpus(model, tokenizer, path, settings)
     print(f"eu: forget corpus {json.dumps(corpus_summary(path, tokenizer))}", file=sys.stderr)
     del model
-    return path

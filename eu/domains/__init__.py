@@ -6,12 +6,11 @@ generated on first use into the cache.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from eu.errors import EUError
-from eu.io import atomic_path, cache_dir
+from eu.io import cache_dir, cache_lock, write_jsonl_atomic
 
 DOMAIN_VERSION = "1"
 SIZES = {"math": {"train": 5000, "test": 400}, "medicine": {"train": None, "test": None}}
@@ -37,9 +36,9 @@ def prepare(domain: str, split: str, out_dir: Path | None = None) -> Path:
     out_dir = Path(out_dir) if out_dir else cache_dir() / "domains" / f"v{DOMAIN_VERSION}"
     path = out_dir / f"{domain}-{split}.jsonl"
     if not path.is_file():
-        rows = domain_items(domain, split)
-        with atomic_path(path) as tmp:
-            tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        with cache_lock(path):
+            if not path.is_file():  # another process may have written it meanwhile
+                write_jsonl_atomic(path, domain_items(domain, split))
     return path
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_info
 
+from eu.domains import domain_items
 from eu.eval.domain import evaluate_domain, evaluate_off_domain
 from eu.eval.periodic import PeriodicEval
 from eu.io import write_text_atomic
@@ -46,6 +47,10 @@ class DomainEval(PeriodicEval):
         self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size
         self.history: list[dict[str, Any]] = []
+
+    def prepare_data(self) -> None:
+        """Build the held-out items once (fetching the domain's asset); called on rank 0 before fit."""
+        domain_items(self.domain, "test")
 
     def run(self, trainer: L.Trainer, pl_module: Any, when: str) -> None:
         """Score the held-out domain items and the off-domain prompts (rank 0 only)."""

@@ -69,6 +69,16 @@ class SafetyEval(PeriodicEval):
         self.history: list[dict[str, Any]] = []
         self._judge: Any = None
 
+    def prepare_data(self) -> None:
+        """Fetch the suites' assets and the judge's model once; called on rank 0 before fit."""
+        from eu.eval.runner import build_suites
+        from eu.models import resolve_model
+
+        build_suites(self.suite_names, *self.full_sizes[:2], self.domain, self.full_sizes[2])
+        judge_model = getattr(self._get_judge(), "model_name", None)
+        if isinstance(judge_model, str):
+            resolve_model(judge_model)
+
     def _get_judge(self) -> Any:
         if self._judge is None:
             if isinstance(self.judge_spec, str):
