@@ -11,7 +11,9 @@ from lightning.pytorch.cli import LightningCLI
 
 from eu.data.datamodule import UnlearningDataModule
 from eu.errors import EUError
+from eu.lora import check_lora_strategy
 from eu.module import UnlearningModule
+from eu.run_folder import check_new_or_resumed, fill_run_paths
 
 
 class EUCLI(LightningCLI):
@@ -21,11 +23,21 @@ class EUCLI(LightningCLI):
         parser.link_arguments("model.model", "data.tokenizer")
         parser.link_arguments("model.chat_template", "data.chat_template")
         parser.link_arguments("model.trust_remote_code", "data.trust_remote_code")
+        # the reference recipe clips at 1.0 (its trainer's default); --trainer.gradient_clip_val changes it
+        parser.set_defaults({"trainer.gradient_clip_val": 1.0})
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        fill_run_paths(config["trainer"])
 
     def before_fit(self) -> None:
         objective = self.model.objective
         if objective.needs_forget and "forget" not in self.datamodule.streams:
             raise EUError(f"{type(objective).__name__} needs forget data: set data.forget.path")
+        check_lora_strategy(self.trainer.strategy, self.model.lora)  # before any run output exists
+        check_new_or_resumed(
+            [cb.dirpath for cb in self.trainer.checkpoint_callbacks], self.config["fit"].get("ckpt_path")
+        )
 
 
 def _export(argv: list[str]) -> int:
@@ -33,9 +45,13 @@ def _export(argv: list[str]) -> int:
 
     parser = argparse.ArgumentParser(prog="eu export", description="Write a Hugging Face folder from a checkpoint.")
     parser.add_argument("checkpoint", help="a .ckpt written by eu fit")
-    parser.add_argument("out_dir", help="output folder (replaced atomically)")
+    parser.add_argument("out_dir", help="output folder: new, empty, or an earlier export with --overwrite")
+    parser.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if an earlier eu export wrote it")
+    parser.add_argument(
+        "--trust_remote_code", action="store_true", help="allow the base model repository's own Python code"
+    )
     args = parser.parse_args(argv)
-    out = export_checkpoint(args.checkpoint, args.out_dir)
+    out = export_checkpoint(args.checkpoint, args.out_dir, args.overwrite, args.trust_remote_code)
     print(f"exported {args.checkpoint} to {out}")
     return 0
 
@@ -82,18 +98,23 @@ def _sample(argv: list[str]) -> int:
 
 
 def _data(argv: list[str]) -> int:
+    import contextlib
+
     from eu.domains import SIZES, prepare
+    from eu.io import output_dir
 
     parser = argparse.ArgumentParser(prog="eu data", description="Built-in retained-domain data.")
     sub = parser.add_subparsers(dest="action", required=True)
     prep = sub.add_parser("prepare", help="write DOMAIN-train.jsonl and DOMAIN-test.jsonl")
     prep.add_argument("domain", choices=sorted(SIZES))
-    prep.add_argument("--out", default=None, help="output folder (default: the eu cache)")
+    prep.add_argument("--out", default=None, help="output folder: new, empty or an earlier 'eu data prepare' folder")
     args = parser.parse_args(argv)
-    for split in ("train", "test"):
-        path = prepare(args.domain, split, args.out)
-        n = sum(1 for _ in path.open(encoding="utf-8"))
-        print(f"{path}\t{n} rows")
+    # a folder of the user's own is refused; an earlier 'eu data prepare' folder is reused
+    with output_dir(args.out, "data", "--out") if args.out else contextlib.nullcontext():
+        for split in ("train", "test"):
+            path = prepare(args.domain, split, args.out)
+            n = sum(1 for _ in path.open(encoding="utf-8"))
+            print(f"{path}\t{n} rows")
     return 0
 
 

@@ -4,15 +4,18 @@ The recipe of Exclusive Unlearning: render an empty system and an empty user mes
 chat template, let the model continue the user turn (64 new tokens), then render that turn
 with the generation prompt and let the model answer (up to 128 new tokens); temperature 2.0,
 top-k 100, seed 42. Rows are written in chunks, each chunk atomically and seeded by its
-number, so an interrupted run resumes without duplicating or losing rows.
+number, so an interrupted run resumes without duplicating or losing rows. The settings are
+recorded beside the chunks (``OUT.parts/settings.json``) and beside the finished file
+(``OUT.settings.json``, with its sha256): a resume or rerun with other settings is refused.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +23,10 @@ import torch
 
 from eu.errors import EUError
 from eu.eval.generate import generate_from_ids
-from eu.io import atomic_path
+from eu.io import atomic_path, write_jsonl_atomic, write_text_atomic
 
+PARTS_FREE = ("num_pairs",)
+"""Settings a resume may change: chunks do not depend on how many rows are wanted."""
 SENTINEL = "\u2063EU-USER-SLOT\u2063"
 
 
@@ -74,27 +79,85 @@ def _read_jsonl(path: Path) -> list[dict[str, str]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def _write_jsonl(path: Path, rows: list[dict[str, str]]) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-
-
 def distinct_2gram_ratio(texts: list[str]) -> float:
     """Share of distinct word bigrams among all bigrams of ``texts`` (1.0 means no repetition)."""
     grams = [tuple(w[i : i + 2]) for t in texts for w in [t.split()] for i in range(len(w) - 1)]
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
-def sample_corpus(model: Any, tokenizer: Any, out: Path, settings: SampleSettings, progress: bool = True) -> Path:
-    """Write ``settings.num_pairs`` distinct rows to ``out`` (JSONL), resuming from earlier chunks."""
+def _differences(recorded: dict[str, Any], wanted: dict[str, Any], ignore: tuple[str, ...] = ()) -> list[str]:
+    keys = sorted((set(recorded) | set(wanted)) - set(ignore))
+    return [
+        f"{k}: {recorded.get(k, 'not recorded')!r} there, {wanted.get(k, 'not recorded')!r} now"
+        for k in keys
+        if k not in recorded or k not in wanted or recorded[k] != wanted[k]
+    ]
+
+
+def check_sample_output(out: Path, settings: SampleSettings, source: dict[str, Any] | None = None) -> bool:
+    """Whether ``out`` is already a corpus sampled with these settings (and ``source``); raises
+    when ``out`` or ``OUT.parts`` holds something else (other settings, or files eu did not write)."""
+    out = Path(out)
+    record = {**asdict(settings), **(source or {})}
+    parts = out.with_name(out.name + ".parts")
+    if out.exists():
+        sidecar = out.with_name(out.name + ".settings.json")
+        try:
+            meta = json.loads(sidecar.read_text(encoding="utf-8"))
+            ours = out.is_file() and meta["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+        except (OSError, ValueError, KeyError, TypeError):
+            ours = False
+        if not ours:
+            raise EUError(
+                f"{out} exists and eu did not write it (or it changed since); refusing to overwrite it. "
+                "Choose another output path, or remove the file"
+            )
+        diff = _differences(meta.get("settings", {}), record)
+        if diff:
+            raise EUError(
+                f"{out} was sampled with other settings ({'; '.join(diff)}); choose another output path, "
+                "or rerun with those settings to reuse it"
+            )
+        return True
+    settings_file = parts / "settings.json"
+    if settings_file.is_file():
+        try:
+            recorded = json.loads(settings_file.read_text(encoding="utf-8"))
+        except ValueError:
+            recorded = {}
+        diff = _differences(recorded, record, ignore=PARTS_FREE)
+        if diff:
+            raise EUError(
+                f"{parts} holds chunks sampled with other settings ({'; '.join(diff)}); rerun with those "
+                f"settings to resume, or remove {parts} to start over"
+            )
+    elif parts.exists() and (not parts.is_dir() or any(parts.iterdir())):
+        raise EUError(f"{parts} exists and eu did not write it; remove it or choose another output path")
+    return False
+
+
+def sample_corpus(
+    model: Any,
+    tokenizer: Any,
+    out: Path,
+    settings: SampleSettings,
+    progress: bool = True,
+    source: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``settings.num_pairs`` distinct rows to ``out`` (JSONL), resuming from earlier chunks.
+
+    ``source`` (e.g. the model's name and dtype) is recorded with the settings; a resume must
+    match both. An existing ``out`` sampled with the same settings is returned as it is.
+    """
     from tqdm.auto import tqdm
 
     out = Path(out)
-    if out.is_file():
+    if check_sample_output(out, settings, source):
         return out
+    record = {**asdict(settings), **(source or {})}
     parts = out.with_name(out.name + ".parts")
     parts.mkdir(parents=True, exist_ok=True)
-    (parts / "settings.json").write_text(json.dumps(settings.__dict__, sort_keys=True))
+    write_text_atomic(parts / "settings.json", json.dumps(record, sort_keys=True))
     seen: dict[tuple[str, str], dict[str, str]] = {}
     chunk = 0
     bar = tqdm(total=settings.num_pairs, desc="eu sample", unit="pair", disable=not progress)
@@ -104,7 +167,7 @@ def sample_corpus(model: Any, tokenizer: Any, out: Path, settings: SampleSetting
             rows = _read_jsonl(part)
         else:
             rows = sample_chunk(model, tokenizer, settings, chunk, settings.batch_size)
-            _write_jsonl(part, rows)
+            write_jsonl_atomic(part, rows)
         before = len(seen)
         for r in rows:
             seen.setdefault((r["user_text"], r["assistant_text"]), r)
@@ -113,8 +176,12 @@ def sample_corpus(model: Any, tokenizer: Any, out: Path, settings: SampleSetting
         if chunk > 10 * (settings.num_pairs // settings.batch_size + 1):
             raise EUError("sampling keeps producing duplicate rows; raise temperature or lower num_pairs")
     bar.close()
-    rows = list(seen.values())[: settings.num_pairs]
-    _write_jsonl(out, rows)
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in list(seen.values())[: settings.num_pairs])
+    # the sidecar first: a finished file always has one, and its sha256 tells eu's file from any other
+    sidecar = {"settings": record, "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
+    write_text_atomic(out.with_name(out.name + ".settings.json"), json.dumps(sidecar, indent=2, sort_keys=True))
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(text.encode("utf-8"))
     shutil.rmtree(parts, ignore_errors=True)
     return out
 
@@ -148,7 +215,7 @@ def sample(
 
     Args:
         model: alias, Hugging Face id or local folder of the model being unlearned.
-        out: output JSONL; an interrupted run resumes from ``OUT.parts``.
+        out: output JSONL; an interrupted run resumes from ``OUT.parts`` (same settings only).
         num_pairs: distinct rows to produce.
         batch_size: rows generated at once.
         user_tokens: new tokens of the self-written user turn.
@@ -164,6 +231,8 @@ def sample(
     settings = SampleSettings(num_pairs, batch_size, user_tokens, answer_tokens, temperature, top_k, seed)
     if num_pairs < 1 or batch_size < 1:
         raise EUError("--num_pairs and --batch_size must be at least 1")
+    source = {"model": model, "dtype": dtype}
+    check_sample_output(Path(out), settings, source)  # refuse a mismatch before loading the model
     tokenizer = load_tokenizer(model)
     if not tokenizer.chat_template:
         raise EUError(f"the tokenizer of {model!r} has no chat template; eu sample needs one")
@@ -171,7 +240,7 @@ def sample(
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     lm.to(device).eval()
-    path = sample_corpus(lm, tokenizer, Path(out), settings)
+    path = sample_corpus(lm, tokenizer, Path(out), settings, source=source)
     summary = corpus_summary(path, tokenizer)
     print(json.dumps({"out": str(path), **summary}, indent=2), file=sys.stderr)
     return summary

@@ -72,3 +72,20 @@ def test_builtin_sources_are_written_once_as_jsonl(tmp_path):
     assert rows == domain_items("math", "test")
     assert resolve_source("eu:math/test").endswith("math-test.jsonl")
     assert resolve_source("my/file.jsonl") == "my/file.jsonl"
+
+
+def test_data_prepare_refuses_a_folder_eu_did_not_write_and_reuses_its_own(tmp_path):
+    from conftest import run_eu
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    assert run_eu("data", "prepare", "math", "--out", str(mine)) == 2
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"] and (mine / "notes.txt").read_text() == "keep me"
+
+    fresh = tmp_path / "fresh"
+    assert run_eu("data", "prepare", "math", "--out", str(fresh)) == 0
+    written = {p.name: p.read_bytes() for p in fresh.glob("*.jsonl")}
+    assert sorted(written) == ["math-test.jsonl", "math-train.jsonl"]
+    assert run_eu("data", "prepare", "math", "--out", str(fresh)) == 0, "its own earlier output is reused"
+    assert {p.name: p.read_bytes() for p in fresh.glob("*.jsonl")} == written

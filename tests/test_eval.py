@@ -198,3 +198,78 @@ def test_domain_callback_runs_before_during_after_and_writes_its_history(workdir
     assert all(h["domain"]["n"] == 3 and 0.0 <= h["off_domain"]["entropy_frac"] <= 1.0 for h in cb.history)
     written = json.loads((Path(trainer.log_dir) / "domain_eval.json").read_text())
     assert [h["step"] for h in written] == [0, 2, 4, 5]
+
+
+def test_rank_zero_prepares_the_model_and_every_callbacks_data(fake_sources, monkeypatch):
+    from types import SimpleNamespace
+
+    import eu.eval.callback
+    import eu.models
+    from eu.eval.callback import DomainEval
+    from eu.eval.safety_callback import SafetyEval
+    from eu.module import UnlearningModule
+
+    resolved, fetched = [], []
+    monkeypatch.setattr(eu.models, "resolve_model", lambda name: resolved.append(name) or name)
+    monkeypatch.setattr(eu.eval.callback, "domain_items", lambda domain, split: fetched.append((domain, split)))
+    monkeypatch.setattr(suites, "harmbench_behaviours", lambda: fetched.append("harmbench") or BEHAVIOURS[:2])
+    module = UnlearningModule("tiny-llama")
+    module._trainer = SimpleNamespace(callbacks=[DomainEval(domain="medicine"), SafetyEval(suites="harmful")])
+    module.prepare_data()
+    assert resolved == ["tiny-llama", "smollm2-135m-instruct"], "the model, then the default judge's model"
+    assert fetched == [("medicine", "test"), "harmbench"]
+
+
+@pytest.fixture()
+def loads(monkeypatch):
+    """The models ``eu evaluate`` loads (``broken`` fails to load)."""
+    import eu.eval.evaluate as ev
+
+    names, real = [], ev.load_any
+
+    def counted(name, *args):
+        names.append(name)
+        if name == "broken":
+            raise EUError("broken model")
+        return real(name, *args)
+
+    monkeypatch.setattr(ev, "load_any", counted)
+    return names
+
+
+def _evaluate(out, **kwargs):
+    from eu.eval.evaluate import evaluate
+
+    defaults = {"suites": "domain", "domain_size": 2, "max_new_tokens": 2, "device": "cpu"}
+    return evaluate(out=str(out), **{**defaults, **kwargs})
+
+
+def test_evaluate_saves_each_model_and_reuses_it_only_with_the_same_arguments(tmp_path, tiny_path, loads):
+    out = tmp_path / "eval"
+    with pytest.raises(EUError, match="broken model"):
+        _evaluate(out, model=["tiny-llama", "broken"])
+    saved = list((out / "models").glob("*.json"))
+    assert len(saved) == 1 and json.loads(saved[0].read_text())["model"] == "tiny-llama", "saved as it finished"
+
+    loads.clear()
+    first = _evaluate(out, model=["tiny-llama", str(tiny_path)])
+    assert loads == [str(tiny_path)], "the finished model is skipped"
+    assert list(json.loads((out / "results.json").read_text())) == ["tiny-llama", str(tiny_path)]
+
+    loads.clear()
+    again = _evaluate(out, model=["tiny-llama", str(tiny_path)])
+    assert loads == [] and again == first
+    loads.clear()
+    _evaluate(out, model=["tiny-llama"], max_new_tokens=3)
+    assert loads == ["tiny-llama"], "other arguments: computed again"
+    assert list(json.loads((out / "results.json").read_text())) == ["tiny-llama"]
+
+
+def test_evaluate_refuses_a_folder_eu_did_not_write(tmp_path, loads):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    with pytest.raises(EUError, match=r"--out .*mine exists and holds files eu did not write"):
+        _evaluate(out, model=["tiny-llama"])
+    assert loads == [] and sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    assert (out / "notes.txt").read_text() == "keep me"

@@ -5,6 +5,7 @@ import json
 import pytest
 
 import eu.sample as sample_mod
+from eu.errors import EUError
 from eu.sample import SampleSettings, distinct_2gram_ratio, sample_corpus, user_turn_prefix
 
 
@@ -98,3 +99,101 @@ def test_eu_sample_killed_midway_and_restarted_gives_the_uninterrupted_rows(tmp_
     assert len({(r["user_text"], r["assistant_text"]) for r in rows}) == 120
     assert rows == _rows(tmp_path / "straight.jsonl")
     assert not parts.exists()
+
+
+@pytest.fixture()
+def fake_chunks(monkeypatch):
+    """sample_chunk without a model: rows depend on the chunk number and the settings; returns the calls."""
+    calls = []
+
+    def chunk_rows(model, tokenizer, settings, chunk, rows):
+        calls.append(chunk)
+        return [{"user_text": f"q{chunk}.{i} t{settings.temperature}", "assistant_text": "a"} for i in range(rows)]
+
+    monkeypatch.setattr(sample_mod, "sample_chunk", chunk_rows)
+    return calls
+
+
+def _interrupted(out, settings, fake_chunks, monkeypatch, after=2):
+    real = sample_mod.sample_chunk
+
+    def dies(*args, **kwargs):
+        if len(fake_chunks) == after:
+            raise KeyboardInterrupt("killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sample_mod, "sample_chunk", dies)
+    with pytest.raises(KeyboardInterrupt):
+        sample_corpus(None, None, out, settings, progress=False)
+    monkeypatch.setattr(sample_mod, "sample_chunk", real)
+
+
+def test_resuming_with_other_settings_is_refused_and_names_the_setting(tmp_path, fake_chunks, monkeypatch):
+    settings = SampleSettings(num_pairs=12, batch_size=4)
+    out = tmp_path / "forget.jsonl"
+    _interrupted(out, settings, fake_chunks, monkeypatch)
+    parts = tmp_path / "forget.jsonl.parts"
+    before = {p.name: p.read_bytes() for p in parts.iterdir()}
+
+    with pytest.raises(EUError, match=r"forget\.jsonl\.parts.*batch_size: 4 there, 8 now"):
+        sample_corpus(None, None, out, SampleSettings(num_pairs=12, batch_size=8), progress=False)
+    with pytest.raises(EUError, match=r"temperature: 2\.0 there, 1\.0 now"):
+        sample_corpus(None, None, out, SampleSettings(num_pairs=12, batch_size=4, temperature=1.0), progress=False)
+    assert {p.name: p.read_bytes() for p in parts.iterdir()} == before, "a refused resume changes nothing"
+    assert not out.exists()
+
+    fake_chunks.clear()
+    sample_corpus(None, None, out, settings, progress=False)
+    assert fake_chunks == [2], "the same settings resume where the run stopped"
+    assert len(_rows(out)) == 12
+
+
+def test_more_pairs_resume_the_same_chunks(tmp_path, fake_chunks, monkeypatch):
+    out = tmp_path / "forget.jsonl"
+    _interrupted(out, SampleSettings(num_pairs=12, batch_size=4), fake_chunks, monkeypatch)
+    fake_chunks.clear()
+    sample_corpus(None, None, out, SampleSettings(num_pairs=16, batch_size=4), progress=False)
+    assert fake_chunks == [2, 3]
+    assert len(_rows(out)) == 16
+
+
+def test_a_finished_corpus_is_reused_only_with_its_settings(tmp_path, fake_chunks):
+    settings = SampleSettings(num_pairs=8, batch_size=4)
+    out = tmp_path / "forget.jsonl"
+    sample_corpus(None, None, out, settings, progress=False, source={"model": "tiny-llama"})
+    written = out.read_bytes()
+    recorded = json.loads((tmp_path / "forget.jsonl.settings.json").read_text())
+    assert recorded["settings"]["num_pairs"] == 8 and recorded["settings"]["model"] == "tiny-llama"
+
+    fake_chunks.clear()
+    assert sample_corpus(None, None, out, settings, progress=False, source={"model": "tiny-llama"}) == out
+    assert fake_chunks == [] and out.read_bytes() == written
+    with pytest.raises(EUError, match=r"forget\.jsonl was sampled with other settings \(num_pairs: 8 there, 9 now\)"):
+        sample_corpus(None, None, out, SampleSettings(num_pairs=9, batch_size=4), source={"model": "tiny-llama"})
+    with pytest.raises(EUError, match=r"model: 'tiny-llama' there, 'other' now"):
+        sample_corpus(None, None, out, settings, progress=False, source={"model": "other"})
+    assert out.read_bytes() == written and fake_chunks == []
+
+
+@pytest.mark.parametrize("sidecar", [False, True])
+def test_an_output_file_eu_did_not_write_is_never_overwritten(tmp_path, fake_chunks, sidecar):
+    settings = SampleSettings(num_pairs=8, batch_size=4)
+    out = tmp_path / "forget.jsonl"
+    if sidecar:  # eu wrote it once, then someone replaced the file
+        sample_corpus(None, None, out, settings, progress=False)
+    out.write_text('{"user_text": "mine", "assistant_text": "mine"}\n')
+    with pytest.raises(EUError, match=r"forget\.jsonl exists and eu did not write it"):
+        sample_corpus(None, None, out, settings, progress=False)
+    assert out.read_text() == '{"user_text": "mine", "assistant_text": "mine"}\n'
+
+
+def test_eu_sample_refuses_a_user_file_before_loading_the_model(tmp_path, monkeypatch):
+    import eu.models
+
+    from conftest import run_eu
+
+    monkeypatch.setattr(eu.models, "load_model", lambda *a, **k: pytest.fail("the model should not be loaded"))
+    out = tmp_path / "notes.jsonl"
+    out.write_text("my notes\n")
+    assert run_eu("sample", "--model", "tiny-llama", "--out", str(out)) == 2
+    assert out.read_text() == "my notes\n"

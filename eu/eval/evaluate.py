@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,18 +13,18 @@ import torch
 from eu.errors import EUError
 
 
-def load_any(model: str) -> tuple[Any, Any]:
+def load_any(model: str, trust_remote_code: bool = False) -> tuple[Any, Any]:
     """A model and tokenizer from an alias, Hugging Face id, folder, or an eu ``.ckpt``."""
     if model.endswith(".ckpt"):
-        from eu.export import model_from_checkpoint
+        from eu.checkpoint import model_from_checkpoint
 
-        return model_from_checkpoint(model)
+        return model_from_checkpoint(model, trust_remote_code)
     from eu.data.chat import require_chat_template
     from eu.models import load_model, load_tokenizer
 
-    tokenizer = load_tokenizer(model)
+    tokenizer = load_tokenizer(model, trust_remote_code)
     require_chat_template(tokenizer, model)
-    return load_model(model), tokenizer
+    return load_model(model, None, trust_remote_code), tokenizer
 
 
 def evaluate(
@@ -40,6 +42,7 @@ def evaluate(
     guard_threshold: float | None = None,
     seed: int = 0,
     device: str = "auto",
+    trust_remote_code: bool = False,
 ) -> dict[str, Any]:
     """Evaluate one or more models; writes OUT/results.json, results.md and results.png.
 
@@ -59,39 +62,83 @@ def evaluate(
         guard_threshold: guard threshold in nats; calibrated on the domain when omitted.
         seed: seed of the suite samples.
         device: ``auto``, ``cpu`` or ``cuda``.
+        trust_remote_code: allow model repositories' own Python code (a checkpoint cannot allow it).
     """
     from eu.eval.guard import KLGuard
     from eu.eval.judge import build_judge
-    from eu.eval.report import markdown_table, write_results
+    from eu.eval.report import load_model_result, markdown_table, model_result_path, save_model_result, write_results
     from eu.eval.runner import build_suites, run_suites
+    from eu.io import output_dir
 
     if isinstance(model, str):
         model = [model]
     if not model:
         raise EUError("give at least one --model")
     names = [s.strip() for s in suites.split(",") if s.strip()]
-    items = build_suites(names, harmful_size, jailbreak_size, domain, domain_size, seed)
-    needs_judge = any(its and its[0]["harmful_request"] for its in items.values())
-    scorer = build_judge(judge) if needs_judge else None
-    dev = torch.device(
-        "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
-    )
-    results = {}
-    for name in model:
-        lm, tokenizer = load_any(name)
-        lm.to(dev).eval()
-        kl_guard = None
-        if guard:
-            kl_guard = (
-                KLGuard(guard_threshold) if guard_threshold is not None else KLGuard.calibrate(lm, tokenizer, domain)
-            )
-            print(f"eu: guard threshold for {name}: {kl_guard.threshold:.3f} nats", file=sys.stderr)
-        results[name] = run_suites(lm, tokenizer, items, scorer, max_new_tokens, batch_size, kl_guard)
-        del lm
-    write_results(out, results)
+    with output_dir(out, "evaluate", "--out") as folder:
+        items = build_suites(names, harmful_size, jailbreak_size, domain, domain_size, seed)
+        needs_judge = any(its and its[0]["harmful_request"] for its in items.values())
+        scorer = None
+        dev = torch.device(
+            "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
+        )
+        # what a saved result depends on: the exact items (suites, sizes, seed, user files) and the scoring
+        arguments = {
+            "suites": names,
+            "harmful_size": harmful_size,
+            "jailbreak_size": jailbreak_size,
+            "domain": domain,
+            "domain_size": domain_size,
+            "seed": seed,
+            "items_sha256": hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest(),
+            "judge": judge,
+            "max_new_tokens": max_new_tokens,
+            "batch_size": batch_size,
+            "guard": guard,
+            "guard_threshold": guard_threshold,
+        }
+        results = {}
+        for name in model:
+            model_args = {**arguments, "model": name, "model_files": model_files(name)}
+            saved = load_model_result(folder, name, model_args)
+            if saved is not None:
+                print(
+                    f"eu: {name}: finished earlier with the same arguments; reusing {model_result_path(folder, name)}",
+                    file=sys.stderr,
+                )
+                results[name] = saved
+                continue
+            if needs_judge and scorer is None:
+                scorer = build_judge(judge)
+            lm, tokenizer = load_any(name, trust_remote_code)
+            lm.to(dev).eval()
+            kl_guard = None
+            if guard:
+                kl_guard = (
+                    KLGuard(guard_threshold)
+                    if guard_threshold is not None
+                    else KLGuard.calibrate(lm, tokenizer, domain)
+                )
+                print(f"eu: guard threshold for {name}: {kl_guard.threshold:.3f} nats", file=sys.stderr)
+            results[name] = run_suites(lm, tokenizer, items, scorer, max_new_tokens, batch_size, kl_guard)
+            del lm
+            save_model_result(folder, name, model_args, results[name])
+        write_results(folder, results)
     print(markdown_table(results))
     print(f"eu: wrote {Path(out) / 'results.json'}, results.md, results.png", file=sys.stderr)
     return results
+
+
+def model_files(model: str) -> list[list[Any]] | None:
+    """Size and modification time of a local model file or of every file in a model folder
+    (``None`` for aliases and hub ids), so that a retrained checkpoint is not taken for the old one."""
+    path = Path(model)
+    if path.is_file():
+        return [[path.name, path.stat().st_size, path.stat().st_mtime_ns]]
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        return [[str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+    return None
 
 
 def chat(
@@ -100,6 +147,7 @@ def chat(
     guard_threshold: float | None = None,
     max_new_tokens: int = 128,
     domain: str = "math",
+    trust_remote_code: bool = False,
 ) -> None:
     """Talk to a model or checkpoint on the terminal (an empty line or Ctrl-D ends).
 
@@ -109,11 +157,12 @@ def chat(
         guard_threshold: guard threshold in nats; calibrated on ``domain`` when omitted.
         max_new_tokens: response length limit.
         domain: domain used to calibrate the guard.
+        trust_remote_code: allow the model repository's own Python code (a checkpoint cannot allow it).
     """
     from eu.eval.generate import chat_prompt_ids, generate_from_ids
     from eu.eval.guard import KLGuard
 
-    lm, tokenizer = load_any(model)
+    lm, tokenizer = load_any(model, trust_remote_code)
     lm.eval()
     kl_guard = None
     if guard:

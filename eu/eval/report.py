@@ -1,8 +1,11 @@
-"""Write evaluation results: ``results.json``, ``results.md`` and ``results.png``, atomically."""
+"""Write evaluation results: ``results.json``, ``results.md`` and ``results.png``, atomically,
+and each model's results as it finishes (``models/NAME.json``, with the arguments they need)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +70,28 @@ def write_results(out_dir: str | Path, models: dict[str, dict[str, dict[str, Any
     write_text_atomic(out / "results.md", markdown_table(models))
     plot(models, out / "results.png")
     return out
+
+
+def model_result_path(out_dir: str | Path, model: str) -> Path:
+    """Where the results of ``model`` are saved inside an evaluation folder."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", model).strip("_")[-60:]
+    return Path(out_dir) / "models" / f"{slug}-{hashlib.sha256(model.encode()).hexdigest()[:8]}.json"
+
+
+def save_model_result(out_dir: str | Path, model: str, arguments: dict[str, Any], results: dict[str, Any]) -> Path:
+    """Save one model's results with the ``arguments`` they were computed under (atomically)."""
+    path = model_result_path(out_dir, model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"model": model, "arguments": arguments, "results": results}
+    write_text_atomic(path, json.dumps(record, indent=2, ensure_ascii=False))
+    return path
+
+
+def load_model_result(out_dir: str | Path, model: str, arguments: dict[str, Any]) -> dict[str, Any] | None:
+    """The saved results of ``model`` if they were computed under the same ``arguments``, else ``None``."""
+    try:
+        saved = json.loads(model_result_path(out_dir, model).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    same = saved.get("model") == model and saved.get("arguments") == json.loads(json.dumps(arguments))
+    return saved.get("results") if same else None
