@@ -16,7 +16,7 @@ from eu.errors import EUError
 from eu.lora import LoraOptions, adapter_state, apply_lora, check_lora_strategy
 from eu.models import check_dtype, load_model, load_tokenizer
 from eu.objectives import ExclusiveUnlearning, Objective
-from eu.rng import rng_states, set_rng_states
+from eu.rng import preserved_rng, rng_states, set_rng_states
 
 DEFAULT_OBJECTIVE = lazy_instance(ExclusiveUnlearning)
 
@@ -91,11 +91,12 @@ class UnlearningModule(L.LightningModule):
         """
         from eu.models import resolve_model
 
-        resolve_model(self.model_name)
-        for callback in self._trainer.callbacks if self._trainer is not None else []:
-            prepare = getattr(callback, "prepare_data", None)
-            if callable(prepare):
-                prepare()
+        with preserved_rng():  # converting a model on the first run must not shift training's random draws
+            resolve_model(self.model_name)
+            for callback in self._trainer.callbacks if self._trainer is not None else []:
+                prepare = getattr(callback, "prepare_data", None)
+                if callable(prepare):
+                    prepare()
 
     def configure_model(self) -> None:
         if self.model is not None:

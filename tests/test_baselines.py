@@ -120,9 +120,12 @@ def test_npo_fit_keeps_the_reference_frozen_and_out_of_checkpoints(workdir):
     steps = ["--trainer.max_steps=3", "--trainer.val_check_interval=100", "--trainer.enable_progress_bar=false"]
     assert run_eu("fit", "-c", TINY, *npo, *steps) == 0
     ckpt_path = workdir / "runs/tiny/checkpoints/last.ckpt"
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     assert ckpt["state_dict"] and not any(k.startswith("reference_model.") for k in ckpt["state_dict"])
-    assert "NPO" in ckpt["eu"]["objective"]
+    assert ckpt["eu"]["objective"] == {
+        "class_path": "eu.objectives.npo.NPO",
+        "init_args": {"beta": 0.5, "retain_weight": 1.0, "chunk_size": 1024},
+    }
     trained = ckpt["state_dict"]["model.model.layers.0.mlp.up_proj.weight"]
     assert not torch.equal(trained, load_model("tiny-llama").model.layers[0].mlp.up_proj.weight)
 

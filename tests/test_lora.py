@@ -23,7 +23,7 @@ def test_lora_fit_export_reload_generates_like_the_checkpoint(workdir):
 
     assert run_eu("fit", "-c", TINY, *LORA) == 0
     ckpt_path = workdir / "runs/tiny/checkpoints/last.ckpt"
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     assert ckpt["state_dict"] and all("lora_" in k for k in ckpt["state_dict"])
     assert ckpt["eu"]["lora"]["rank"] == 4
 
