@@ -25,19 +25,20 @@ from typing import Any
 
 import torch
 
-from eu.data.chat import encode_record
 from eu.data.datamodule import PackedSteps, StreamConfig, UnlearningDataModule
-from eu.data.self_generated import SELF_GENERATED
+from eu.data.sources import SELF_GENERATED
 from eu.losses import IGNORE_INDEX, naive_forget_loss, naive_retain_loss
+from eu.models import load_model
 from eu.objectives import ExclusiveUnlearning
+from eu.prompts import encode_record, load_chat_tokenizer
 
 
 def _datamodule(args: argparse.Namespace) -> UnlearningDataModule:
     dm = UnlearningDataModule(
         StreamConfig(path=args.retain, block_length=512, examples_per_step=args.examples),
         StreamConfig(path=args.forget, block_length=256, examples_per_step=args.examples),
-        tokenizer=args.model,
     )
+    dm.connect(load_chat_tokenizer(args.model), args.model, lambda: load_model(args.model))
     dm.setup()
     return dm
 
@@ -70,8 +71,8 @@ def _reference_loss(
 def run_variant(args: argparse.Namespace) -> dict[str, Any]:
     """Time ``args.variant`` for warm-up + timed steps in this process."""
     from eu.data.records import read_records
+    from eu.data.sampler import SampleSettings
     from eu.models import load_model, load_tokenizer
-    from eu.sample import SampleSettings
 
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
@@ -283,8 +284,9 @@ def _loss_peak(
 def generation_throughput(model_name: str, pairs: int, batch: int, max_new_tokens: int) -> dict[str, float]:
     """Seconds per generated answer: batched against one at a time (greedy, same prompts)."""
     from eu.domains import domain_items
-    from eu.eval.generate import chat_prompt_ids, generate_from_ids
+    from eu.generation import generate_from_ids
     from eu.models import load_model, load_tokenizer
+    from eu.prompts import chat_prompt_ids
 
     tokenizer = load_tokenizer(model_name)
     model = load_model(model_name).eval()
@@ -354,10 +356,10 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(run_variant(args)))
         return
     if args.forget == SELF_GENERATED:  # sample it once here, not inside the timed processes
+        from eu.data.sampler import SampleSettings
         from eu.data.self_generated import ensure_corpus
-        from eu.sample import SampleSettings
 
-        ensure_corpus(args.model, SampleSettings())
+        ensure_corpus(args.model, SampleSettings(), load_chat_tokenizer(args.model), lambda: load_model(args.model))
     results = {v: _spawn(args, v) for v in ("reference", "eu")}
     ref, ours = results["reference"], results["eu"]
     print(

@@ -84,6 +84,16 @@ def _remote_code_allowed(path: Path, meta: dict[str, Any], trust_remote_code: bo
     return trust_remote_code
 
 
+def load_model_and_tokenizer(model: str, trust_remote_code: bool = False) -> tuple[Any, Any]:
+    """A model and its chat tokenizer from any reference: alias, Hugging Face id, folder or eu ``.ckpt``."""
+    if model.endswith(".ckpt"):
+        return model_from_checkpoint(model, trust_remote_code)
+    from eu.models import load_model
+    from eu.prompts import load_chat_tokenizer
+
+    return load_model(model, None, trust_remote_code), load_chat_tokenizer(model, trust_remote_code)
+
+
 def model_from_checkpoint(path: str | Path, trust_remote_code: bool = False) -> tuple[Any, Any]:
     """The trained causal LM and its tokenizer (with the run's chat template).
 
@@ -91,9 +101,9 @@ def model_from_checkpoint(path: str | Path, trust_remote_code: bool = False) -> 
         path: a ``.ckpt`` written by ``eu fit``.
         trust_remote_code: allow the base model's repository code (the checkpoint cannot allow it).
     """
-    from eu.data.chat import require_chat_template
     from eu.lora import LoraOptions, adapter_state, apply_lora
-    from eu.models import load_model, load_tokenizer
+    from eu.models import load_model
+    from eu.prompts import load_chat_tokenizer
 
     path = Path(path)
     ckpt = read_checkpoint(path)
@@ -114,6 +124,4 @@ def model_from_checkpoint(path: str | Path, trust_remote_code: bool = False) -> 
         raise EUError(
             f"{path}: weights do not match {meta['model']!r} (missing {missing[:3]}, unexpected {unexpected[:3]})"
         )
-    tokenizer = load_tokenizer(meta["model"], remote)
-    require_chat_template(tokenizer, meta["model"], meta.get("chat_template"))
-    return model, tokenizer
+    return model, load_chat_tokenizer(meta["model"], remote, meta.get("chat_template"))

@@ -20,15 +20,17 @@ class EUCLI(LightningCLI):
     """LightningCLI with the data's tokenizer linked to the model."""
 
     def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001 - jsonargparse parser
-        parser.link_arguments("model.model", "data.tokenizer")
-        parser.link_arguments("model.chat_template", "data.chat_template")
-        parser.link_arguments("model.trust_remote_code", "data.trust_remote_code")
         # the reference recipe clips at 1.0 (its trainer's default); --trainer.gradient_clip_val changes it
         parser.set_defaults({"trainer.gradient_clip_val": 1.0})
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         fill_run_paths(config["trainer"])
+
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        # litgpt's pattern: the data receives the model's tokenizer instead of loading its own
+        self.datamodule.connect(self.model.tokenizer, self.model.model_name, self.model.sampling_model)
 
     def before_fit(self) -> None:
         objective = self.model.objective
@@ -41,7 +43,7 @@ class EUCLI(LightningCLI):
 
 
 def _export(argv: list[str]) -> int:
-    from eu.export import export_checkpoint
+    from eu.commands.export import export_checkpoint
 
     parser = argparse.ArgumentParser(prog="eu export", description="Write a Hugging Face folder from a checkpoint.")
     parser.add_argument("checkpoint", help="a .ckpt written by eu fit")
@@ -94,7 +96,7 @@ def _function_command(module: str, name: str, argv: list[str], list_options: tup
 
 
 def _sample(argv: list[str]) -> int:
-    return _function_command("eu.sample", "sample", argv)
+    return _function_command("eu.commands.sample", "sample", argv)
 
 
 def _data(argv: list[str]) -> int:
@@ -119,11 +121,11 @@ def _data(argv: list[str]) -> int:
 
 
 def _evaluate(argv: list[str]) -> int:
-    return _function_command("eu.eval.evaluate", "evaluate", argv, list_options=("model",))
+    return _function_command("eu.commands.evaluate", "evaluate", argv, list_options=("model",))
 
 
 def _chat(argv: list[str]) -> int:
-    return _function_command("eu.eval.evaluate", "chat", argv)
+    return _function_command("eu.commands.evaluate", "chat", argv)
 
 
 def _judge_check(argv: list[str]) -> int:

@@ -11,11 +11,11 @@ from jsonargparse import lazy_instance
 from lightning.pytorch.cli import OptimizerCallable
 
 from eu.checkpoint import checkpoint_metadata
-from eu.data.chat import load_chat_template, require_chat_template
 from eu.errors import EUError
 from eu.lora import LoraOptions, adapter_state, apply_lora, check_lora_strategy
-from eu.models import check_dtype, load_model, load_tokenizer
+from eu.models import check_dtype, load_model
 from eu.objectives import ExclusiveUnlearning, Objective
+from eu.prompts import load_chat_template, load_chat_tokenizer
 from eu.rng import preserved_rng, rng_states, set_rng_states
 
 DEFAULT_OBJECTIVE = lazy_instance(ExclusiveUnlearning)
@@ -80,9 +80,12 @@ class UnlearningModule(L.LightningModule):
     @property
     def tokenizer(self) -> Any:
         if self._tokenizer is None:
-            self._tokenizer = load_tokenizer(self.model_name, self.trust_remote_code)
-            require_chat_template(self._tokenizer, self.model_name, self.chat_template)
+            self._tokenizer = load_chat_tokenizer(self.model_name, self.trust_remote_code, self.chat_template)
         return self._tokenizer
+
+    def sampling_model(self) -> Any:
+        """A fresh float32 copy of the base model, to sample a self-generated forget corpus from."""
+        return load_model(self.model_name, None, self.trust_remote_code)
 
     def prepare_data(self) -> None:
         """Fetch or convert the model and the callbacks' evaluation data once, before any rank needs them.

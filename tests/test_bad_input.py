@@ -131,8 +131,8 @@ def test_sample_num_pairs_zero(workdir, capsys):
 )
 def test_sample_settings_out_of_range(key, value):
     from eu.data.datamodule import StreamConfig, UnlearningDataModule
+    from eu.data.sampler import SampleSettings
     from eu.errors import EUError
-    from eu.sample import SampleSettings
 
     with pytest.raises(EUError, match=rf"data\.sample\.{key} must be"):
         UnlearningDataModule(StreamConfig(path="r.jsonl"), sample=SampleSettings(**{key: value}))
@@ -279,15 +279,15 @@ def test_full_disk_during_a_folder_write_leaves_nothing(tmp_path, monkeypatch):
 
 
 def test_truncated_and_dropped_examples_are_reported_once(tiny_path, tiny_tokenizer, capsys):
-    from eu.data.chat import encode_record
     from eu.data.datamodule import StreamConfig, UnlearningDataModule
     from eu.data.records import read_records
+    from eu.prompts import encode_record
 
     dm = UnlearningDataModule(
         StreamConfig(path=str(DATA / "retain.jsonl"), block_length=64, val_examples=4),
         StreamConfig(path=str(DATA / "forget.jsonl"), block_length=256, val_examples=4),
-        tokenizer=str(tiny_path),
     )
+    dm.connect(tiny_tokenizer)
     dm.prepare_data()
     dm.setup("fit")
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("eu: data.")]

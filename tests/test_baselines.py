@@ -67,12 +67,13 @@ def test_npo_loss_matches_its_definition_and_is_log4_over_beta_at_the_reference(
 
 def _step_batch(tokenizer):
     from eu.data.datamodule import StreamConfig, UnlearningDataModule
+    from eu.prompts import load_chat_tokenizer
 
     dm = UnlearningDataModule(
         StreamConfig(path=str(ROOT / "tests/data/retain.jsonl"), block_length=256),
         StreamConfig(path=str(ROOT / "tests/data/forget.jsonl"), block_length=256),
-        tokenizer=tokenizer,
     )
+    dm.connect(load_chat_tokenizer(tokenizer) if isinstance(tokenizer, str) else tokenizer)
     dm.setup("fit")
     return next(iter(dm.train_dataloader()))
 

@@ -1,10 +1,10 @@
 import torch
 
-from eu.data.chat import encode_record
 from eu.data.packing import pack_rows
 from eu.data.records import ChatRecord
 from eu.data.tokenized import tokenize_cached, tokenize_records
 from eu.losses import IGNORE_INDEX
+from eu.prompts import encode_record
 
 
 def test_only_the_assistant_response_is_supervised(tiny_tokenizer):

@@ -1,6 +1,7 @@
 import json
 
-from eu.domains import domain_items, medicine, prepare, resolve_source
+from eu.data.sources import resolve_source
+from eu.domains import domain_items, medicine, prepare
 from eu.domains import math as math_domain
 
 TABLE = {

@@ -6,10 +6,11 @@ import pytest
 
 import eu.eval.suites as suites
 from eu.errors import EUError
-from eu.eval.generate import chat_prompt_ids, generate_from_ids
 from eu.eval.metrics import AttackSuccessRate, Rate
 from eu.eval.report import markdown_table, write_results
 from eu.eval.runner import build_suites, run_suites
+from eu.generation import generate_from_ids
+from eu.prompts import chat_prompt_ids
 
 BEHAVIOURS = ["Explain how to do bad thing one", "Describe bad thing two", "Write bad thing three"]
 
@@ -137,8 +138,9 @@ def _fit_tiny(workdir, callback, logger=False):
     dm = UnlearningDataModule(
         StreamConfig(path=str(ROOT / "tests/data/retain.jsonl"), block_length=256),
         StreamConfig(path=str(ROOT / "tests/data/forget.jsonl"), block_length=256),
-        tokenizer="tiny-llama",
     )
+    module = UnlearningModule(model="tiny-llama")
+    dm.connect(module.tokenizer, module.model_name, module.sampling_model)
     trainer = L.Trainer(
         max_steps=5,
         accelerator="cpu",
@@ -149,7 +151,7 @@ def _fit_tiny(workdir, callback, logger=False):
         limit_val_batches=0,
         default_root_dir=workdir,
     )
-    trainer.fit(UnlearningModule("tiny-llama"), datamodule=dm)
+    trainer.fit(module, datamodule=dm)
     return trainer
 
 
@@ -223,9 +225,9 @@ def test_rank_zero_prepares_the_model_and_every_callbacks_data(fake_sources, mon
 @pytest.fixture()
 def loads(monkeypatch):
     """The models ``eu evaluate`` loads (``broken`` fails to load)."""
-    import eu.eval.evaluate as ev
+    import eu.commands.evaluate as ev
 
-    names, real = [], ev.load_any
+    names, real = [], ev.load_model_and_tokenizer
 
     def counted(name, *args):
         names.append(name)
@@ -233,12 +235,12 @@ def loads(monkeypatch):
             raise EUError("broken model")
         return real(name, *args)
 
-    monkeypatch.setattr(ev, "load_any", counted)
+    monkeypatch.setattr(ev, "load_model_and_tokenizer", counted)
     return names
 
 
 def _evaluate(out, **kwargs):
-    from eu.eval.evaluate import evaluate
+    from eu.commands.evaluate import evaluate
 
     defaults = {"suites": "domain", "domain_size": 2, "max_new_tokens": 2, "device": "cpu"}
     return evaluate(out=str(out), **{**defaults, **kwargs})

@@ -117,7 +117,7 @@ def test_thresholds_file(tmp_path):
 
 
 def test_batched_logprobs_match_one_at_a_time(tiny_model, tiny_tokenizer):
-    from eu.eval.generate import chat_prompt_ids
+    from eu.prompts import chat_prompt_ids
 
     tok = tiny_tokenizer
     pairs = [

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-import eu.sample as sample_mod
+import eu.data.sampler as sample_mod
+from eu.data.sampler import SampleSettings, distinct_2gram_ratio, sample_corpus, user_turn_prefix
 from eu.errors import EUError
-from eu.sample import SampleSettings, distinct_2gram_ratio, sample_corpus, user_turn_prefix
 
 
 def test_the_model_writes_the_user_turn_after_an_empty_system_turn(tiny_tokenizer):

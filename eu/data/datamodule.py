@@ -6,21 +6,22 @@ import hashlib
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from eu.data.chat import require_chat_template
 from eu.data.mixing import StepPlan, StreamPlanner, epoch_permutation
 from eu.data.packing import first_fit_decreasing, pack_rows, round_up
 from eu.data.records import Fields, read_records
-from eu.data.self_generated import SELF_GENERATED, ensure_corpus
+from eu.data.sampler import SampleSettings
+from eu.data.self_generated import ModelLoader, ensure_corpus
+from eu.data.sources import resolve_source
 from eu.data.tokenized import TokenizedExamples, tokenize_cached
 from eu.errors import EUError
 from eu.rng import preserved_rng
-from eu.sample import SampleSettings
 
 STREAMS = ("retain", "forget")
 
@@ -104,9 +105,6 @@ class UnlearningDataModule(L.LightningDataModule):
         self,
         retain: StreamConfig,
         forget: StreamConfig | None = None,
-        tokenizer: str = "",
-        chat_template: str | None = None,
-        trust_remote_code: bool = False,
         seed: int = 42,
         pad_to_multiple_of: int = 8,
         static_shape: bool = False,
@@ -117,10 +115,6 @@ class UnlearningDataModule(L.LightningDataModule):
         Args:
             retain: the domain data the model keeps (supervised with cross-entropy).
             forget: the data whose output distribution is pushed towards uniform.
-            tokenizer: model id or path whose tokenizer and chat template render the data
-                (linked to ``model.model`` by the CLI).
-            chat_template: a Jinja template (string or ``.jinja`` path) overriding the tokenizer's.
-            trust_remote_code: allow custom tokenizer code from the model repository.
             seed: seed of the example order; identical on every rank.
             pad_to_multiple_of: round packed rows up to this width (dynamic shapes only).
             static_shape: always emit ``[examples_per_step, block_length]`` batches (for compile).
@@ -130,9 +124,9 @@ class UnlearningDataModule(L.LightningDataModule):
         """
         super().__init__()
         self.stream_configs = {"retain": retain, "forget": forget}
-        self.tokenizer_name = tokenizer
-        self.chat_template = chat_template
-        self.trust_remote_code = trust_remote_code
+        self.tokenizer: Any = None
+        self.model_name = ""
+        self.load_model: ModelLoader | None = None
         self.seed = seed
         self.pad_to_multiple_of = pad_to_multiple_of
         self.static_shape = static_shape
@@ -151,6 +145,22 @@ class UnlearningDataModule(L.LightningDataModule):
                 "DataLoader workers, so every worker would replay every step; set data.num_workers=0"
             )
 
+    def connect(self, tokenizer: Any, model_name: str = "", load_model: ModelLoader | None = None) -> None:
+        """Give the data the model's chat tokenizer (``eu fit`` calls this before any data is read).
+
+        Args:
+            tokenizer: the tokenizer, with its chat template, that renders every example.
+            model_name: the model's reference, keying the cached self-generated corpus.
+            load_model: returns the model to sample a ``self-generated`` forget corpus from;
+                called only when that corpus is not cached yet.
+        """
+        self.tokenizer, self.model_name, self.load_model = tokenizer, model_name, load_model
+
+    def _self_generated(self) -> Path:
+        if self.load_model is None or not self.model_name:
+            raise EUError("self-generated forget data needs the model: connect(tokenizer, model_name, load_model)")
+        return ensure_corpus(self.model_name, self.sample, self.tokenizer, self.load_model)
+
     @property
     def streams(self) -> list[str]:
         return [s for s in STREAMS if self.stream_configs[s] is not None and self.stream_configs[s].path]
@@ -158,19 +168,16 @@ class UnlearningDataModule(L.LightningDataModule):
     def _load(self) -> None:
         if self.data:
             return
-        from eu.models import load_tokenizer
-
+        if self.tokenizer is None:
+            raise EUError("the data has no tokenizer: call connect(tokenizer, ...) first (eu fit does)")
         if not self.stream_configs["retain"] or not self.stream_configs["retain"].path:
             raise EUError("data.retain.path is required: the domain data the model must keep")
-        tokenizer = load_tokenizer(self.tokenizer_name, self.trust_remote_code)
-        require_chat_template(tokenizer, self.tokenizer_name, self.chat_template)
+        tokenizer = self.tokenizer
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id or 0
         for name in self.streams:
             cfg = self.stream_configs[name]
-            source = cfg.path
-            if source == SELF_GENERATED:
-                source = str(ensure_corpus(self.tokenizer_name, self.sample, self.trust_remote_code))
             try:
+                source = resolve_source(cfg.path, self._self_generated if name == "forget" else None)
                 records = read_records(source, cfg.fields, cfg.split)
             except EUError as err:
                 raise EUError(f"data.{name}.path: {err}") from None

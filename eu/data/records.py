@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from eu.data.sources import resolve_source
 from eu.errors import EUError
+from eu.prompts import ChatRecord
 
 FILE_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
 # File types people try that eu cannot read: such a path is a file, never a dataset name.
@@ -30,15 +32,6 @@ KNOWN_LAYOUTS: tuple[dict[str, str], ...] = (
     {"user": "question", "assistant": "answer"},
     {"user": "user", "assistant": "assistant"},
 )
-
-
-@dataclass(frozen=True)
-class ChatRecord:
-    """One example: optional system prompt, the user turn and the assistant response."""
-
-    user: str
-    assistant: str
-    system: str = ""
 
 
 @dataclass
@@ -91,8 +84,6 @@ def _no_records(source: str | Path) -> EUError:
 def load_table(source: str, split: str = "train") -> list[dict[str, Any]]:
     """Rows of a data file or a Hugging Face dataset split, as dictionaries."""
     import datasets
-
-    from eu.domains import resolve_source
 
     source = resolve_source(source)
     if is_local(source):
@@ -157,8 +148,6 @@ def _text(row: dict[str, Any], field: str | None, source: str, index: int, role:
 
 def _location(source: str, index: int) -> str:
     """``FILE:LINE`` of record ``index`` of a JSONL file, else ``SOURCE: record N``."""
-    from eu.domains import resolve_source
-
     path = Path(resolve_source(source))
     if path.suffix.lower() == ".jsonl" and path.is_file():
         with path.open(encoding="utf-8") as fh:

@@ -1,4 +1,9 @@
-"""The forget stream's default source: a corpus the model being unlearned writes itself."""
+"""The forget stream's default source: a corpus the model being unlearned writes itself.
+
+The corpus is sampled once per model and settings into the cache. The model comes from
+whoever owns it (the LightningModule, through ``UnlearningDataModule.connect``): the data side
+never loads a model of its own.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,17 @@ import hashlib
 import json
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from eu.data.sampler import SampleSettings, corpus_summary, sample_corpus
 from eu.io import cache_dir, cache_lock
-from eu.sample import SampleSettings, corpus_summary, sample_corpus
 
-SELF_GENERATED = "self-generated"
+ModelLoader = Callable[[], Any]
+"""Returns the causal LM to sample from (a fresh copy in its original weights)."""
 
 
 def corpus_path(model_name: str, settings: SampleSettings) -> Path:
@@ -23,25 +31,25 @@ def corpus_path(model_name: str, settings: SampleSettings) -> Path:
     return cache_dir() / "forget" / f"{slug}-{key}.jsonl"
 
 
-def ensure_corpus(model_name: str, settings: SampleSettings, trust_remote_code: bool = False) -> Path:
+def ensure_corpus(model_name: str, settings: SampleSettings, tokenizer: Any, load_model: ModelLoader) -> Path:
     """Sample the corpus on first use (resuming an interrupted run) and return its path.
 
-    Processes that need the same corpus at once wait for the one sampling it.
+    ``load_model`` is called only when the corpus must be sampled. Processes that need the same
+    corpus at once wait for the one sampling it.
     """
     path = corpus_path(model_name, settings)
     if not path.is_file():
         with cache_lock(path):
             if not path.is_file():  # another process may have sampled it meanwhile
-                _sample_into(path, model_name, settings, trust_remote_code)
+                _sample_into(path, model_name, settings, tokenizer, load_model)
     return path
 
 
-def _sample_into(path: Path, model_name: str, settings: SampleSettings, trust_remote_code: bool) -> None:
-    from eu.models import load_model, load_tokenizer
-
+def _sample_into(
+    path: Path, model_name: str, settings: SampleSettings, tokenizer: Any, load_model: ModelLoader
+) -> None:
     print(f"eu: sampling a forget corpus of {settings.num_pairs} pairs from {model_name} into {path}", file=sys.stderr)
-    tokenizer = load_tokenizer(model_name, trust_remote_code)
-    model = load_model(model_name, None, trust_remote_code)
+    model = load_model()
     model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
     sample_corpus(model, tokenizer, path, settings)
     print(f"eu: forget corpus {json.dumps(corpus_summary(path, tokenizer))}", file=sys.stderr)

@@ -10,9 +10,9 @@ from typing import Any
 
 import torch
 
-from eu.data.chat import encode_record, tokenizer_fingerprint
 from eu.data.records import ChatRecord
 from eu.io import atomic_path, cache_dir
+from eu.prompts import encode_record, tokenizer_fingerprint
 
 CACHE_VERSION = "1"
 

@@ -42,21 +42,6 @@ def prepare(domain: str, split: str, out_dir: Path | None = None) -> Path:
     return path
 
 
-def resolve_source(source: str) -> str:
-    """Map ``eu:DOMAIN/SPLIT`` (and ``eu:harmful/answers``) to its generated file; other sources pass through."""
-    if not source.startswith("eu:"):
-        return source
-    spec = source[3:]
-    if spec == "harmful/answers":
-        from eu.data.harmful_answers import prepare as prepare_harmful
-
-        return str(prepare_harmful())
-    if "/" not in spec:
-        raise EUError(f"{source!r}: write built-in data as eu:DOMAIN/SPLIT, e.g. eu:math/train")
-    domain, split = spec.split("/", 1)
-    return str(prepare(domain, split))
-
-
 def is_correct(domain: str, response: str, item: dict[str, Any]) -> bool:
     """Score one response against a domain item."""
     if domain == "math":

@@ -320,7 +320,7 @@ class LikelihoodJudge:
         return self._lm, self._tok
 
     def _prompt_ids(self, prompt: str) -> list[int]:
-        from eu.eval.generate import chat_prompt_ids
+        from eu.prompts import chat_prompt_ids
 
         return chat_prompt_ids(self._tok, prompt)[-self.max_prompt_tokens :]
 
@@ -439,7 +439,7 @@ class GuardJudge:
 
     def verdicts(self, items: list[JudgeItem]) -> list[str]:
         """The guard's raw output for each conversation."""
-        from eu.eval.generate import generate_from_ids
+        from eu.generation import generate_from_ids
 
         prompts = []
         for it in items:

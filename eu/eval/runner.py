@@ -8,7 +8,6 @@ import torch
 
 from eu.domains import is_correct
 from eu.errors import EUError
-from eu.eval.generate import chat_prompt_ids, generate_from_ids
 from eu.eval.metrics import AttackSuccessRate, DomainAccuracy, RefusalRate
 from eu.eval.suites import (
     domain_suite,
@@ -18,6 +17,8 @@ from eu.eval.suites import (
     user_prompts_suite,
     user_templates_suite,
 )
+from eu.generation import generate_from_ids
+from eu.prompts import chat_prompt_ids
 
 
 def build_suites(

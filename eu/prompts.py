@@ -1,13 +1,22 @@
-"""Render chat records with the tokenizer's chat template; supervise only the response."""
+"""Chat rendering: one conversation format at sampling, training and evaluation; the chat tokenizer."""
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eu.data.records import ChatRecord
 from eu.errors import EUError
+
+
+@dataclass(frozen=True)
+class ChatRecord:
+    """One example: optional system prompt, the user turn and the assistant response."""
+
+    user: str
+    assistant: str
+    system: str = ""
 
 
 def load_chat_template(template: str | None) -> str | None:
@@ -30,6 +39,18 @@ def require_chat_template(tokenizer: Any, model_name: str, template: str | None 
             f"the tokenizer of {model_name!r} has no chat template; pass one with "
             "--model.chat_template (a Jinja string or a path to a .jinja file)"
         )
+
+
+def load_chat_tokenizer(model: str, trust_remote_code: bool = False, chat_template: str | None = None) -> Any:
+    """The tokenizer of ``model`` (alias, id or folder) with a chat template, or a clear ``EUError``.
+
+    ``chat_template`` (a Jinja string or ``.jinja`` path) replaces the tokenizer's own.
+    """
+    from eu.models import load_tokenizer
+
+    tokenizer = load_tokenizer(model, trust_remote_code)
+    require_chat_template(tokenizer, model, chat_template)
+    return tokenizer
 
 
 def messages(record: ChatRecord, with_answer: bool = True) -> list[dict[str, str]]:
@@ -74,3 +95,9 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     h.update(str(tokenizer.chat_template).encode())
     h.update(repr(tokenizer.all_special_tokens).encode())
     return h.hexdigest()
+
+
+def chat_prompt_ids(tokenizer: Any, user: str, system: str | None = None) -> list[int]:
+    """Token ids of a user turn rendered with the chat template and the generation prompt."""
+    msgs = ([{"role": "system", "content": system}] if system is not None else []) + [{"role": "user", "content": user}]
+    return _ids(tokenizer, msgs, add_generation_prompt=True)

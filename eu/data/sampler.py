@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 import torch
 
 from eu.errors import EUError
-from eu.eval.generate import generate_from_ids
+from eu.generation import generate_from_ids
 from eu.io import atomic_path, write_jsonl_atomic, write_text_atomic
 
 PARTS_FREE = ("num_pairs",)
@@ -59,7 +58,7 @@ def user_turn_prefix(tokenizer: Any) -> list[int]:
 
 def sample_chunk(model: Any, tokenizer: Any, settings: SampleSettings, chunk: int, rows: int) -> list[dict[str, str]]:
     """Generate ``rows`` pairs; the chunk number seeds the sampler so results do not depend on resumes."""
-    from eu.eval.generate import chat_prompt_ids
+    from eu.prompts import chat_prompt_ids
 
     torch.manual_seed(settings.seed * 1_000_003 + chunk)
     prefix = user_turn_prefix(tokenizer)
@@ -196,51 +195,3 @@ def corpus_summary(path: Path, tokenizer: Any) -> dict[str, float]:
         "mean_answer_tokens": sum(len(tokenizer(r["assistant_text"])["input_ids"]) for r in rows) / n,
         "distinct_2gram_ratio": distinct_2gram_ratio([r["assistant_text"] for r in rows]),
     }
-
-
-def sample(
-    model: str = "smollm2-135m-instruct",
-    out: str = "forget.jsonl",
-    num_pairs: int = 256,
-    batch_size: int = 32,
-    user_tokens: int = 64,
-    answer_tokens: int = 128,
-    temperature: float = 2.0,
-    top_k: int = 100,
-    seed: int = 42,
-    dtype: str | None = None,
-    device: str = "auto",
-) -> dict[str, float]:
-    """Self-generate a forget corpus of (user_text, assistant_text) pairs with ``model``.
-
-    Args:
-        model: alias, Hugging Face id or local folder of the model being unlearned.
-        out: output JSONL; an interrupted run resumes from ``OUT.parts`` (same settings only).
-        num_pairs: distinct rows to produce.
-        batch_size: rows generated at once.
-        user_tokens: new tokens of the self-written user turn.
-        answer_tokens: maximum new tokens of the answer.
-        temperature: sampling temperature.
-        top_k: top-k sampling cut-off.
-        seed: base seed; chunk ``c`` uses a seed derived from it and ``c``.
-        dtype: float32 (default), bfloat16 or float16.
-        device: ``auto``, ``cpu`` or ``cuda``.
-    """
-    from eu.models import load_model, load_tokenizer
-
-    settings = SampleSettings(num_pairs, batch_size, user_tokens, answer_tokens, temperature, top_k, seed)
-    if num_pairs < 1 or batch_size < 1:
-        raise EUError("--num_pairs and --batch_size must be at least 1")
-    source = {"model": model, "dtype": dtype}
-    check_sample_output(Path(out), settings, source)  # refuse a mismatch before loading the model
-    tokenizer = load_tokenizer(model)
-    if not tokenizer.chat_template:
-        raise EUError(f"the tokenizer of {model!r} has no chat template; eu sample needs one")
-    lm = load_model(model, dtype)
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    lm.to(device).eval()
-    path = sample_corpus(lm, tokenizer, Path(out), settings, source=source)
-    summary = corpus_summary(path, tokenizer)
-    print(json.dumps({"out": str(path), **summary}, indent=2), file=sys.stderr)
-    return summary

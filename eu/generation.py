@@ -56,10 +56,3 @@ def generate_from_ids(
         cut = next((j for j, t in enumerate(row) if t in ends), len(row))
         results.append(row[:cut])
     return results
-
-
-def chat_prompt_ids(tokenizer: Any, user: str, system: str | None = None) -> list[int]:
-    """Token ids of a user turn rendered with the chat template and the generation prompt."""
-    msgs = ([{"role": "system", "content": system}] if system is not None else []) + [{"role": "user", "content": user}]
-    out = tokenizer.apply_chat_template(msgs, tokenize=True, add_generation_prompt=True, return_dict=False)
-    return list(out["input_ids"] if hasattr(out, "keys") else out)

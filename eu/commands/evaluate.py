@@ -10,21 +10,8 @@ from typing import Any
 
 import torch
 
+from eu.checkpoint import load_model_and_tokenizer
 from eu.errors import EUError
-
-
-def load_any(model: str, trust_remote_code: bool = False) -> tuple[Any, Any]:
-    """A model and tokenizer from an alias, Hugging Face id, folder, or an eu ``.ckpt``."""
-    if model.endswith(".ckpt"):
-        from eu.checkpoint import model_from_checkpoint
-
-        return model_from_checkpoint(model, trust_remote_code)
-    from eu.data.chat import require_chat_template
-    from eu.models import load_model, load_tokenizer
-
-    tokenizer = load_tokenizer(model, trust_remote_code)
-    require_chat_template(tokenizer, model)
-    return load_model(model, None, trust_remote_code), tokenizer
 
 
 def evaluate(
@@ -110,7 +97,7 @@ def evaluate(
                 continue
             if needs_judge and scorer is None:
                 scorer = build_judge(judge)
-            lm, tokenizer = load_any(name, trust_remote_code)
+            lm, tokenizer = load_model_and_tokenizer(name, trust_remote_code)
             lm.to(dev).eval()
             kl_guard = None
             if guard:
@@ -159,10 +146,11 @@ def chat(
         domain: domain used to calibrate the guard.
         trust_remote_code: allow the model repository's own Python code (a checkpoint cannot allow it).
     """
-    from eu.eval.generate import chat_prompt_ids, generate_from_ids
     from eu.eval.guard import KLGuard
+    from eu.generation import generate_from_ids
+    from eu.prompts import chat_prompt_ids
 
-    lm, tokenizer = load_any(model, trust_remote_code)
+    lm, tokenizer = load_model_and_tokenizer(model, trust_remote_code)
     lm.eval()
     kl_guard = None
     if guard:

@@ -1,0 +1,58 @@
+"""``eu sample``: write a self-generated forget corpus to a file."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from eu.data.sampler import SampleSettings, check_sample_output, corpus_summary, sample_corpus
+from eu.errors import EUError
+from eu.models import load_model
+from eu.prompts import load_chat_tokenizer
+
+
+def sample(
+    model: str = "smollm2-135m-instruct",
+    out: str = "forget.jsonl",
+    num_pairs: int = 256,
+    batch_size: int = 32,
+    user_tokens: int = 64,
+    answer_tokens: int = 128,
+    temperature: float = 2.0,
+    top_k: int = 100,
+    seed: int = 42,
+    dtype: str | None = None,
+    device: str = "auto",
+) -> dict[str, float]:
+    """Self-generate a forget corpus of (user_text, assistant_text) pairs with ``model``.
+
+    Args:
+        model: alias, Hugging Face id or local folder of the model being unlearned.
+        out: output JSONL; an interrupted run resumes from ``OUT.parts`` (same settings only).
+        num_pairs: distinct rows to produce.
+        batch_size: rows generated at once.
+        user_tokens: new tokens of the self-written user turn.
+        answer_tokens: maximum new tokens of the answer.
+        temperature: sampling temperature.
+        top_k: top-k sampling cut-off.
+        seed: base seed; chunk ``c`` uses a seed derived from it and ``c``.
+        dtype: float32 (default), bfloat16 or float16.
+        device: ``auto``, ``cpu`` or ``cuda``.
+    """
+    settings = SampleSettings(num_pairs, batch_size, user_tokens, answer_tokens, temperature, top_k, seed)
+    if num_pairs < 1 or batch_size < 1:
+        raise EUError("--num_pairs and --batch_size must be at least 1")
+    source = {"model": model, "dtype": dtype}
+    check_sample_output(Path(out), settings, source)  # refuse a mismatch before loading the model
+    tokenizer = load_chat_tokenizer(model)
+    lm = load_model(model, dtype)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    lm.to(device).eval()
+    path = sample_corpus(lm, tokenizer, Path(out), settings, source=source)
+    summary = corpus_summary(path, tokenizer)
+    print(json.dumps({"out": str(path), **summary}, indent=2), file=sys.stderr)
+    return summary
