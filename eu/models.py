@@ -12,17 +12,8 @@ from eu.errors import EUError
 
 # Randomly initialised models of real sizes (no download), for benchmarks; byte-level tokenizer.
 RANDOM_MODELS = {
-    "random-llama-3.2-1b": dict(
-        hidden_size=2048,
-        intermediate_size=8192,
-        num_hidden_layers=16,
-        num_attention_heads=32,
-        num_key_value_heads=8,
-        vocab_size=128256,
-        tie_word_embeddings=True,
-        rope_theta=500000.0,
-        max_position_embeddings=8192,
-    ),
+    "random-llama-3.2-1b": dict(vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16)
+    | dict(num_attention_heads=32, num_key_value_heads=8, rope_theta=500000.0, max_position_embeddings=8192),
 }
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -88,11 +79,9 @@ def load_model(name: str, dtype: str | None = None, trust_remote_code: bool = Fa
 
     check_dtype(dtype)
     if name in RANDOM_MODELS:
-        from transformers import LlamaConfig
+        from eu.tiny import random_llama
 
-        torch.manual_seed(0)
-        config = LlamaConfig(**RANDOM_MODELS[name], bos_token_id=1, eos_token_id=2, pad_token_id=0)
-        return AutoModelForCausalLM.from_config(config, dtype=DTYPES[dtype or "float32"])
+        return random_llama(seed=0, dtype=DTYPES[dtype or "float32"], **RANDOM_MODELS[name])
     path = resolve_model(name)
     try:
         return AutoModelForCausalLM.from_pretrained(

@@ -47,26 +47,26 @@ def build_tiny_tokenizer(chat_template: str | None = CHATML_TEMPLATE) -> Any:
     return tok
 
 
-def build_tiny_llama(vocab_size: int, seed: int = 0, hidden_size: int = 64, layers: int = 2) -> Any:
-    """A randomly initialised Llama-architecture causal LM of about 60k parameters."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+def random_llama(vocab_size: int, seed: int = 0, dtype: torch.dtype = torch.float32, **sizes: Any) -> Any:
+    """A randomly initialised Llama-architecture causal LM (tied embeddings, ids 0/1/2 for pad/bos/eos).
 
-    config = LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=hidden_size,
-        intermediate_size=hidden_size * 4,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-        tie_word_embeddings=True,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=0,
-    )
+    The weights depend on ``seed`` only; the global random generators are left as they were.
+    """
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    ids = dict(pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    config = LlamaConfig(vocab_size=vocab_size, tie_word_embeddings=True, **ids, **sizes)
     with preserved_rng():
         torch.manual_seed(seed)
-        return LlamaForCausalLM(config)
+        return AutoModelForCausalLM.from_config(config, dtype=dtype)
+
+
+def build_tiny_llama(vocab_size: int, seed: int = 0, hidden_size: int = 64, layers: int = 2) -> Any:
+    """A randomly initialised Llama-architecture causal LM of about 60k parameters."""
+    shape = dict(hidden_size=hidden_size, intermediate_size=hidden_size * 4, num_hidden_layers=layers)
+    return random_llama(
+        vocab_size, seed, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096, **shape
+    )
 
 
 def save_tiny_model(out_dir: str | Path, seed: int = 0) -> Path:
