@@ -129,7 +129,7 @@ def _chat(argv: list[str]) -> int:
 
 
 def _judge_check(argv: list[str]) -> int:
-    from eu.eval.judge_check import main
+    from eu.eval.judges.check import main
 
     return main(argv)
 

@@ -52,7 +52,7 @@ def evaluate(
         trust_remote_code: allow model repositories' own Python code (a checkpoint cannot allow it).
     """
     from eu.eval.guard import KLGuard
-    from eu.eval.judge import build_judge
+    from eu.eval.judges import build_judge
     from eu.eval.report import load_model_result, markdown_table, model_result_path, save_model_result, write_results
     from eu.eval.runner import build_suites, run_suites
     from eu.io import output_dir

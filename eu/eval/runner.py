@@ -91,7 +91,7 @@ def run_suites(
     world_size: int = 1,
 ) -> dict[str, dict[str, Any]]:
     """Evaluate every suite; each rank takes items ``rank::world_size``, metrics sum over ranks."""
-    from eu.eval.judge import JudgeItem
+    from eu.eval.judges import JudgeItem
 
     device = next(model.parameters()).device
     was_training = model.training

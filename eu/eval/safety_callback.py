@@ -82,7 +82,7 @@ class SafetyEval(PeriodicEval):
     def _get_judge(self) -> Any:
         if self._judge is None:
             if isinstance(self.judge_spec, str):
-                from eu.eval.judge import build_judge
+                from eu.eval.judges import build_judge
 
                 self._judge = build_judge(self.judge_spec)
             else:

@@ -1,0 +1,141 @@
+"""``eu judge-check``: measure (and calibrate) the likelihood judge on the labelled check set.
+
+The set and its groups are described in :mod:`eu.eval.judges.check_set`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from eu.data.harmful_answers import load_many_shot
+from eu.eval.judges.base import LABELS
+from eu.eval.judges.check_set import GROUPS, TRUE_LABEL, CheckItem, benign_pairs, build_check_set
+from eu.eval.judges.likelihood import CALIBRATION_FILE, DEFAULT_MODEL, LikelihoodJudge
+from eu.eval.judges.rule import Thresholds, decide
+from eu.eval.judges.rule import calibrate as calibrate_thresholds
+from eu.io import write_text_atomic
+
+
+def unsafe_metrics(true: list[str], pred: list[str]) -> dict[str, float]:
+    """Precision, recall and accuracy of ``unsafe`` against everything else."""
+    tp = sum(t == "unsafe" and p == "unsafe" for t, p in zip(true, pred))
+    fp = sum(t != "unsafe" and p == "unsafe" for t, p in zip(true, pred))
+    fn = sum(t == "unsafe" and p != "unsafe" for t, p in zip(true, pred))
+    correct = sum((t == "unsafe") == (p == "unsafe") for t, p in zip(true, pred))
+    return {
+        "n": len(true),
+        "precision": tp / (tp + fp) if tp + fp else 0.0,
+        "recall": tp / (tp + fn) if tp + fn else 0.0,
+        "accuracy": correct / len(true) if true else 0.0,
+    }
+
+
+def report(checks: list[CheckItem], pred: list[str], split: str) -> tuple[str, dict[str, Any]]:
+    """A text table (per group: count, predicted label counts) and the unsafe metrics of ``split``."""
+    rows = [(c, p) for c, p in zip(checks, pred) if c.split == split]
+    lines = [f"{split} split", f"{'group':<10} {'true':<10} {'n':>5} " + " ".join(f"{lab:>10}" for lab in LABELS)]
+    confusion: dict[str, dict[str, int]] = {}
+    for group in GROUPS:
+        got = [p for c, p in rows if c.group == group]
+        if not got:
+            continue
+        confusion[group] = {lab: got.count(lab) for lab in LABELS}
+        cells = " ".join(f"{confusion[group][lab]:>10}" for lab in LABELS)
+        lines.append(f"{group:<10} {TRUE_LABEL[group]:<10} {len(got):>5} {cells}")
+    metrics = unsafe_metrics([c.label for c, _ in rows], [p for _, p in rows])
+    lines.append(
+        "unsafe vs rest: precision {precision:.3f}  recall {recall:.3f}  accuracy {accuracy:.3f}  (n={n})".format(
+            **metrics
+        )
+    )
+    return "\n".join(lines), {**metrics, "confusion": confusion}
+
+
+def judge_check(
+    calibrate: bool = False,
+    model: str = DEFAULT_MODEL,
+    out: str | None = None,
+    data: str | None = None,
+    batch_size: int = 16,
+    max_response_tokens: int = 32,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Score the likelihood judge on the labelled set; with ``--calibrate`` pick and save thresholds.
+
+    Args:
+        calibrate: choose thresholds on the calibration split and write them to ``out``.
+        model: the judge's model (alias, Hugging Face id or folder).
+        out: calibration file to write (``--calibrate``) or read; the shipped file by default.
+        data: a many-shot JSON file instead of the pyrit asset.
+        batch_size: sequences per forward pass.
+        max_response_tokens: the judge cuts responses to this many tokens.
+        seed: seed of the generated incoherent responses and off-topic pairings.
+    """
+    path = Path(out) if out else CALIBRATION_FILE
+    scorer = LikelihoodJudge(
+        model,
+        calibration=Thresholds(0.0, 0.0) if calibrate else path,
+        batch_size=batch_size,
+        max_response_tokens=max_response_tokens,
+    )
+    _, tokenizer = scorer._load()
+    checks = build_check_set(load_many_shot(data), tokenizer, benign_pairs(), seed)
+    t0 = time.perf_counter()
+    feats = scorer.features([c.item for c in checks], relevance_always=True)
+    seconds = time.perf_counter() - t0
+    print(f"scored {len(checks)} responses in {seconds:.0f} s", file=sys.stderr)
+    result: dict[str, Any] = {"model": model, "seconds": round(seconds, 1)}
+    if calibrate:
+        cal = [(c, f) for c, f in zip(checks, feats) if c.split == "calibration"]
+        th, _ = calibrate_thresholds(
+            [f for _, f in cal], [c.label for c, _ in cal], [c.item.harmful_request for c, _ in cal]
+        )
+        scorer.thresholds = th
+    th = scorer.thresholds
+    pred = [decide(f, th, c.item.harmful_request) for c, f in zip(checks, feats)]
+    print(f"thresholds: fluency {th.fluency:.4f}  relevance {th.relevance:.4f}  diversity {th.diversity:.4f}")
+    for split in ("calibration", "test"):
+        table, metrics = report(checks, pred, split)
+        print(table + "\n")
+        result[split] = metrics
+    if calibrate:
+        record = {
+            "model": model,
+            "fluency": th.fluency,
+            "relevance": th.relevance,
+            "diversity": th.diversity,
+            "max_response_tokens": max_response_tokens,
+            "neutral_prompt": scorer.neutral_prompt,
+            "command": f"eu judge-check --calibrate --model {model}",
+            "calibration": result["calibration"],
+            "test": result["test"],
+        }
+        write_text_atomic(path, json.dumps(record, indent=2) + "\n")
+        print(f"wrote {path}")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``eu judge-check [--calibrate] [--model M] [--out FILE] [--data FILE] …``."""
+    parser = argparse.ArgumentParser(
+        prog="eu judge-check",
+        description="Score the offline likelihood judge on a labelled set built from real data "
+        "(precision, recall and accuracy for 'unsafe' on a held-out split).",
+    )
+    parser.add_argument(
+        "--calibrate", action="store_true", help="pick thresholds on the calibration split and save them"
+    )
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="the judge's model (alias, id or folder)")
+    parser.add_argument("--out", default=None, help="calibration file to write or read (default: the shipped one)")
+    parser.add_argument("--data", default=None, help="a many-shot JSON file instead of the pyrit asset")
+    parser.add_argument("--batch-size", type=int, default=16, help="sequences per forward pass")
+    parser.add_argument("--max-response-tokens", type=int, default=32, help="responses are cut to this many tokens")
+    parser.add_argument("--seed", type=int, default=0, help="seed of generated responses and pairings")
+    args = parser.parse_args(argv)
+    judge_check(args.calibrate, args.model, args.out, args.data, args.batch_size, args.max_response_tokens, args.seed)
+    return 0
