@@ -12,11 +12,15 @@ from eu.errors import EUError
 
 @dataclass(frozen=True)
 class ChatRecord:
-    """One example: optional system prompt, the user turn and the assistant response."""
+    """One example: the user turn, the assistant response and an optional system turn.
+
+    ``system`` is ``None`` for no system turn (the template may then insert its default system
+    prompt) and ``""`` for an empty one, as the self-generated corpus is sampled.
+    """
 
     user: str
     assistant: str
-    system: str = ""
+    system: str | None = None
 
 
 def load_chat_template(template: str | None) -> str | None:
@@ -54,8 +58,8 @@ def load_chat_tokenizer(model: str, trust_remote_code: bool = False, chat_templa
 
 
 def messages(record: ChatRecord, with_answer: bool = True) -> list[dict[str, str]]:
-    """The chat messages of ``record``; the system turn only when it has text."""
-    msgs = [{"role": "system", "content": record.system}] if record.system else []
+    """The chat messages of ``record``; a system turn whenever ``record.system`` is not ``None``."""
+    msgs = [{"role": "system", "content": record.system}] if record.system is not None else []
     msgs.append({"role": "user", "content": record.user})
     if with_answer:
         msgs.append({"role": "assistant", "content": record.assistant})

@@ -45,7 +45,8 @@ class Fields:
     input: str | None = None
     """Optional field appended to the user turn after a blank line (Alpaca's ``input``)."""
     system: str | None = None
-    """Optional field with a system prompt."""
+    """Optional field with a system prompt; a record's ``system`` field is used when present.
+    An empty value renders an empty system turn, a missing or null one none."""
 
 
 def is_local(source: str) -> bool:
@@ -146,6 +147,12 @@ def _text(row: dict[str, Any], field: str | None, source: str, index: int, role:
     return "" if row[field] is None else str(row[field])
 
 
+def _system(row: dict[str, Any], field: str | None) -> str | None:
+    """The system turn of ``row``: ``None`` when it has none (missing or null), else its text."""
+    value = row.get(field or "system")
+    return None if value is None else str(value)
+
+
 def _location(source: str, index: int) -> str:
     """``FILE:LINE`` of record ``index`` of a JSONL file, else ``SOURCE: record N``."""
     path = Path(resolve_source(source))
@@ -176,5 +183,5 @@ def read_records(source: str, fields: Fields | None = None, split: str = "train"
         assistant = _text(row, resolved.assistant, source, i, role="assistant")
         if not assistant.strip():  # nothing to train on
             raise _empty_turn(source, i, "assistant", resolved.assistant)
-        records.append(ChatRecord(user=user, assistant=assistant, system=_text(row, resolved.system, source, i)))
+        records.append(ChatRecord(user=user, assistant=assistant, system=_system(row, resolved.system)))
     return records

@@ -46,9 +46,22 @@ class SampleSettings:
     seed: int = 42
 
 
-def user_turn_prefix(tokenizer: Any) -> list[int]:
-    """Token ids of an empty system turn followed by an open user turn for the model to write."""
-    msgs = [{"role": "system", "content": ""}, {"role": "user", "content": SENTINEL}]
+def sampling_system(tokenizer: Any) -> str | None:
+    """The system turn the corpus is sampled with: empty, as the reference does, or none at all
+    for templates that refuse a system role (Gemma-2 raises on one)."""
+    msgs = [{"role": "system", "content": ""}, {"role": "user", "content": "x"}]
+    try:
+        tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+    except Exception:  # jinja's TemplateError, or whatever the template's raise_exception raises
+        return None
+    return ""
+
+
+def user_turn_prefix(tokenizer: Any, system: str | None = "") -> list[int]:
+    """Token ids of the conversation start (``system`` turn, if any) and an open user turn for the model to write."""
+    msgs = ([{"role": "system", "content": system}] if system is not None else []) + [
+        {"role": "user", "content": SENTINEL}
+    ]
     text = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=False)
     if SENTINEL not in text:
         raise EUError("the chat template drops the user message; cannot self-generate a forget corpus")
@@ -56,22 +69,28 @@ def user_turn_prefix(tokenizer: Any) -> list[int]:
     return tokenizer(prefix, add_special_tokens=False)["input_ids"]
 
 
-def sample_chunk(model: Any, tokenizer: Any, settings: SampleSettings, chunk: int, rows: int) -> list[dict[str, str]]:
-    """Generate ``rows`` pairs; the chunk number seeds the sampler so results do not depend on resumes."""
+def sample_chunk(model: Any, tokenizer: Any, settings: SampleSettings, chunk: int, rows: int) -> list[dict[str, Any]]:
+    """Generate ``rows`` pairs; the chunk number seeds the sampler so results do not depend on resumes.
+
+    Each row records the system turn it was sampled with (``system``), so training renders the
+    same conversation the text was sampled in.
+    """
     from eu.prompts import chat_prompt_ids
 
     torch.manual_seed(settings.seed * 1_000_003 + chunk)
-    prefix = user_turn_prefix(tokenizer)
+    system = sampling_system(tokenizer)
+    prefix = user_turn_prefix(tokenizer, system)
     users_ids = generate_from_ids(
         model, tokenizer, [prefix] * rows, settings.user_tokens, True, settings.temperature, settings.top_k
     )
     users = [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in users_ids]
-    prompts = [chat_prompt_ids(tokenizer, u, system="") for u in users]
+    prompts = [chat_prompt_ids(tokenizer, u, system=system) for u in users]
     answers_ids = generate_from_ids(
         model, tokenizer, prompts, settings.answer_tokens, True, settings.temperature, settings.top_k
     )
     answers = [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in answers_ids]
-    return [{"user_text": u, "assistant_text": a} for u, a in zip(users, answers, strict=True)]
+    turn = {} if system is None else {"system": system}
+    return [{**turn, "user_text": u, "assistant_text": a} for u, a in zip(users, answers, strict=True)]
 
 
 def _read_jsonl(path: Path) -> list[dict[str, str]]:

@@ -20,13 +20,16 @@ import torch
 from eu.data.sampler import SampleSettings, corpus_summary, sample_corpus
 from eu.io import cache_dir, cache_lock
 
+CORPUS_FORMAT = 2
+"""Bumped when rows change meaning (2: rows record the system turn they were sampled with)."""
 ModelLoader = Callable[[], Any]
 """Returns the causal LM to sample from (a fresh copy in its original weights)."""
 
 
 def corpus_path(model_name: str, settings: SampleSettings) -> Path:
     """Where the corpus of ``model_name`` sampled with ``settings`` is cached."""
-    key = hashlib.sha256(json.dumps([model_name, settings.__dict__], sort_keys=True).encode()).hexdigest()[:16]
+    spec = [model_name, settings.__dict__, CORPUS_FORMAT]
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", model_name).strip("_")[-60:]
     return cache_dir() / "forget" / f"{slug}-{key}.jsonl"
 
