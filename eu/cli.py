@@ -36,6 +36,12 @@ class EUCLI(LightningCLI):
         objective = self.model.objective
         if objective.needs_forget and "forget" not in self.datamodule.streams:
             raise EUError(f"{type(objective).__name__} needs forget data: set data.forget.path")
+        val = {name: self.datamodule.stream_configs[name].val_examples for name in self.datamodule.streams}
+        if objective.needs_forget and val.get("retain", 0) > 0 and val.get("forget", 0) == 0:
+            raise EUError(
+                f"data.retain.val_examples={val['retain']} but data.forget.val_examples=0: validating "
+                f"{type(objective).__name__} needs held-out examples of both streams; set both or neither"
+            )
         check_lora_strategy(self.trainer.strategy, self.model.lora)  # before any run output exists
         check_new_or_resumed(
             [cb.dirpath for cb in self.trainer.checkpoint_callbacks], self.config["fit"].get("ckpt_path")

@@ -302,3 +302,8 @@ def test_truncated_and_dropped_examples_are_reported_once(tiny_path, tiny_tokeni
         )
     assert lines == expected
     assert "0 truncated" not in expected[0] and "(0 of them" not in expected[0]
+
+
+def test_validation_without_held_out_forget_examples(workdir, capsys):
+    code = _fit("--data.forget.val_examples=0")
+    _assert_failed_cleanly(code, capsys, workdir, "data.forget.val_examples=0", "both streams")
