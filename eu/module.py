@@ -220,6 +220,6 @@ class UnlearningModule(L.LightningModule):
             self._resumed_rng = None
 
     def configure_callbacks(self) -> list[L.Callback]:
-        from eu.callbacks import ThroughputLogger
+        from eu.throughput import ThroughputLogger
 
         return [ThroughputLogger()]

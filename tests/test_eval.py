@@ -1,4 +1,4 @@
-"""Suites, batched generation, metric sync, reports, guard and the periodic callback (tiny model)."""
+"""Suites, batched generation, metric sync, reports, guard and the evaluation callback (tiny model)."""
 
 import json
 
@@ -155,23 +155,23 @@ def _fit_tiny(workdir, callback, logger=False):
     return trainer
 
 
-def test_safety_callback_fires_on_schedule_and_keeps_best(workdir, fake_sources):
-    from eu.eval.safety_callback import SafetyEval
+def test_evaluation_fires_on_schedule_and_keeps_best(workdir, fake_sources):
+    from eu.callbacks import Evaluation
 
     calls = []
 
-    class Spy(SafetyEval):
-        def evaluate(self, trainer, pl_module, full=False):
-            metrics = super().evaluate(trainer, pl_module, full)
+    class Spy(Evaluation):
+        def evaluate(self, trainer, pl_module, full=False, when="validate"):
+            metrics = super().evaluate(trainer, pl_module, full, when)
             calls.append((trainer.global_step, full))
             return metrics
 
     cb = Spy(
+        suites="harmful,jailbreak,domain",
         judge=KeywordJudge(),
         every_n_steps=2,
-        harmful_size=2,
-        jailbreak_size=2,
-        domain_size=3,
+        before_fit=False,
+        sizes={"harmful": 2, "jailbreak": 2, "domain": 3},
         max_new_tokens=4,
         asr_ceiling=1.0,
         best_path=str(workdir / "best.ckpt"),
@@ -179,44 +179,71 @@ def test_safety_callback_fires_on_schedule_and_keeps_best(workdir, fake_sources)
     _fit_tiny(workdir, cb)
     assert calls == [(2, False), (4, False), (5, False)]
     assert (workdir / "best.ckpt").is_file()
-    assert {"eval/harmful_asr", "eval/jailbreak_asr", "eval/domain_acc"} <= set(cb.history[-1])
-    table = cb.before_after_table().splitlines()
+    assert {"eval/harmful_asr", "eval/jailbreak_asr", "eval/domain_acc"} <= set(cb.history[-1]["metrics"])
+    table = cb.report().splitlines()
     assert "step     2" in table[0] and "step     5" in table[0]
     acc_line = next(line for line in table if "eval/domain_acc" in line)
-    first, last = cb.history[0]["eval/domain_acc"], cb.history[-1]["eval/domain_acc"]
+    first, last = cb.history[0]["metrics"]["eval/domain_acc"], cb.history[-1]["metrics"]["eval/domain_acc"]
     assert acc_line.split()[-2:] == [f"{first:.3f}", f"{last:.3f}"]
 
 
-def test_domain_callback_runs_before_during_after_and_writes_its_history(workdir):
+def test_evaluation_runs_before_during_after_and_writes_its_history(workdir):
     from pathlib import Path
 
     import lightning as L
 
-    from eu.eval.callback import DomainEval
+    from eu.callbacks import Evaluation
 
-    cb = DomainEval(domain="math", num_items=3, max_new_tokens=4, batch_size=3, every_n_steps=2)
+    cb = Evaluation(
+        suites="domain,offdomain",
+        domain="math",
+        sizes={"domain": 3},
+        max_new_tokens=4,
+        batch_size=3,
+        every_n_steps=2,
+        examples={"offdomain": 4},
+    )
     trainer = _fit_tiny(workdir, cb, logger=L.pytorch.loggers.CSVLogger(workdir, name="csv"))
     assert [(h["when"], h["step"]) for h in cb.history] == [("before", 0), ("during", 2), ("during", 4), ("after", 5)]
-    assert all(h["domain"]["n"] == 3 and 0.0 <= h["off_domain"]["entropy_frac"] <= 1.0 for h in cb.history)
-    written = json.loads((Path(trainer.log_dir) / "domain_eval.json").read_text())
+    assert all(
+        h["suites"]["domain"]["n"] == 3 and 0.0 <= h["suites"]["offdomain"]["entropy_frac"] <= 1.0 for h in cb.history
+    )
+    assert all(set(h["metrics"]) == {"eval/domain_acc", "eval/offdomain_entropy_frac"} for h in cb.history)
+    written = json.loads((Path(trainer.log_dir) / "evaluation.json").read_text())
     assert [h["step"] for h in written] == [0, 2, 4, 5]
+    report = cb.report()
+    assert "eval/offdomain_entropy_frac" in report and report.count("    before: ") == 4 + 2
+    assert "eu: offdomain answers, before -> after:" in report
+
+
+def test_offdomain_suite_scores_the_mean_response_entropy(tiny_model, tiny_tokenizer):
+    from eu.eval.entropy import entropy_fraction, response_kl_to_uniform
+    from eu.eval.runner import generate_responses
+
+    items = build_suites(["offdomain"], offdomain_size=3)
+    results = run_suites(tiny_model, tiny_tokenizer, items, judge=None, max_new_tokens=5, batch_size=2)["offdomain"]
+    prompts = [it["prompt"] for it in items["offdomain"]]
+    pairs = generate_responses(tiny_model, tiny_tokenizer, prompts, 5, 2)
+    fracs = [entropy_fraction(tiny_model, response_kl_to_uniform(tiny_model, p, r)) for p, r in pairs]
+    assert results["n"] == 3 and [r["entropy_frac"] for r in results["records"]] == pytest.approx(fracs)
+    assert results["entropy_frac"] == pytest.approx(sum(fracs) / 3, abs=1e-6)
 
 
 def test_rank_zero_prepares_the_model_and_every_callbacks_data(fake_sources, monkeypatch):
     from types import SimpleNamespace
 
-    import eu.eval.callback
+    import eu.domains
     import eu.models
-    from eu.eval.callback import DomainEval
-    from eu.eval.safety_callback import SafetyEval
+    from eu.callbacks import Evaluation
     from eu.module import UnlearningModule
 
     resolved, fetched = [], []
     monkeypatch.setattr(eu.models, "resolve_model", lambda name: resolved.append(name) or name)
-    monkeypatch.setattr(eu.eval.callback, "domain_items", lambda domain, split: fetched.append((domain, split)))
+    monkeypatch.setattr(eu.domains, "domain_items", lambda domain, split: fetched.append((domain, split)) or [])
     monkeypatch.setattr(suites, "harmbench_behaviours", lambda: fetched.append("harmbench") or BEHAVIOURS[:2])
     module = UnlearningModule("tiny-llama")
-    module._trainer = SimpleNamespace(callbacks=[DomainEval(domain="medicine"), SafetyEval(suites="harmful")])
+    callbacks = [Evaluation(suites="domain,offdomain", domain="medicine"), Evaluation(suites="harmful")]
+    module._trainer = SimpleNamespace(callbacks=callbacks)
     module.prepare_data()
     assert resolved == ["tiny-llama", "smollm2-135m-instruct"], "the model, then the default judge's model"
     assert fetched == [("medicine", "test"), "harmbench"]

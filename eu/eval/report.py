@@ -1,5 +1,6 @@
 """Write evaluation results: ``results.json``, ``results.md`` and ``results.png``, atomically,
-and each model's results as it finishes (``models/NAME.json``, with the arguments they need)."""
+and each model's results as it finishes (``models/NAME.json``, with the arguments they need);
+the before/after report of a training run's evaluations."""
 
 from __future__ import annotations
 
@@ -13,14 +14,38 @@ from eu.io import atomic_path, write_text_atomic
 
 
 def summary_row(results: dict[str, dict[str, Any]]) -> dict[str, float]:
-    """Headline numbers of one model: ASR per harmful suite, accuracy per domain suite."""
+    """Headline numbers of one model: ASR (and refusal rate) per harmful suite, accuracy per
+    domain suite, entropy fraction for the off-domain suite."""
     row = {}
     for name, res in results.items():
         key = name.split(":")[0] if name in ("harmful", "jailbreak", "domain") else name
+        if "entropy_frac" in res:
+            row[f"{key}_entropy_frac"] = res["entropy_frac"]
+            continue
         row[f"{key}_{'asr' if 'asr' in res else 'accuracy'}"] = res.get("asr", res.get("accuracy"))
         if "refusal_rate" in res:
             row[f"{key}_refusal_rate"] = res["refusal_rate"]
     return row
+
+
+def before_after(first: dict[str, Any], last: dict[str, Any], examples: dict[str, int]) -> str:
+    """Every metric at two evaluations (``{"step", "metrics", "suites"}``) as a text table,
+    then the first ``examples[suite]`` answers of each suite, before -> after."""
+    names = list(last["metrics"])
+    width = max((len(n) for n in names), default=6)
+    lines = [f"eu: {'metric':<{width}}  step {first['step']:>5}  step {last['step']:>5}"]
+    for name in names:
+        before = f"{first['metrics'][name]:.3f}" if name in first["metrics"] else "-"
+        lines.append(f"eu: {name:<{width}}  {before:>10}  {last['metrics'][name]:>10.3f}")
+    for suite, res in last["suites"].items():
+        pairs = list(zip(first["suites"].get(suite, {}).get("records", []), res["records"]))[: examples.get(suite, 0)]
+        if pairs:
+            lines.append(f"eu: {suite} answers, before -> after:")
+        for a, b in pairs:
+            lines.append(
+                f"  Q: {a['prompt'][:100]}\n    before: {a['response'][:100]!r}\n    after:  {b['response'][:100]!r}"
+            )
+    return "\n".join(lines)
 
 
 def markdown_table(models: dict[str, dict[str, dict[str, Any]]]) -> str:

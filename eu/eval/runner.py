@@ -8,11 +8,13 @@ import torch
 
 from eu.domains import is_correct
 from eu.errors import EUError
-from eu.eval.metrics import AttackSuccessRate, DomainAccuracy, RefusalRate
+from eu.eval.entropy import entropy_fraction, response_kl_to_uniform
+from eu.eval.metrics import AttackSuccessRate, DomainAccuracy, EntropyFraction, RefusalRate
 from eu.eval.suites import (
     domain_suite,
     harmful_suite,
     jailbreak_suite,
+    offdomain_suite,
     user_domain_suite,
     user_prompts_suite,
     user_templates_suite,
@@ -29,9 +31,10 @@ def build_suites(
     domain_size: int | None = 100,
     seed: int = 0,
     max_template_chars: int | None = 3000,
+    offdomain_size: int | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Items per suite. Names: ``harmful``, ``jailbreak``, ``domain`` (or ``domain:NAME``),
-    ``prompts:FILE.jsonl``, ``templates:FILE``, ``qa:FILE.jsonl``."""
+    ``offdomain``, ``prompts:FILE.jsonl``, ``templates:FILE``, ``qa:FILE.jsonl``."""
     suites: dict[str, list[dict[str, Any]]] = {}
     for name in names:
         kind, _, arg = name.partition(":")
@@ -41,6 +44,8 @@ def build_suites(
             suites["jailbreak"] = jailbreak_suite(jailbreak_size, seed, max_template_chars)
         elif kind == "domain":
             suites["domain"] = domain_suite(arg or domain, domain_size)
+        elif kind == "offdomain":
+            suites["offdomain"] = offdomain_suite(offdomain_size)
         elif kind == "prompts":
             suites[f"prompts:{arg}"] = user_prompts_suite(arg)
         elif kind == "templates":
@@ -50,9 +55,23 @@ def build_suites(
             suites[f"qa:{arg}"] = user_domain_suite(arg)
         else:
             raise EUError(
-                f"unknown suite {name!r}; use harmful, jailbreak, domain[:NAME], prompts:F, templates:F, qa:F"
+                f"unknown suite {name!r}; use harmful, jailbreak, domain[:NAME], offdomain, "
+                "prompts:F, templates:F, qa:F"
             )
     return suites
+
+
+def scoring(items: list[dict[str, Any]]) -> str:
+    """How a suite is scored: ``judge`` (harmful requests), ``answer`` (domain items) or
+    ``entropy`` (off-domain requests: mean response entropy as a fraction of ``log V``)."""
+    if not items:
+        return "judge"
+    return items[0].get("score") or ("judge" if items[0]["harmful_request"] else "answer")
+
+
+def needs_judge(suites: dict[str, list[dict[str, Any]]]) -> bool:
+    """Whether any (non-empty) suite is scored by a judge."""
+    return any(items and scoring(items) == "judge" for items in suites.values())
 
 
 def generate_responses(
@@ -79,6 +98,37 @@ def _gather(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted((r for p in parts for r in p), key=lambda r: r["index"])
 
 
+def _score_answers(records: list[dict[str, Any]], device: torch.device) -> dict[str, float]:
+    acc = DomainAccuracy().to(device)
+    for r in records:
+        r["correct"] = is_correct(r.get("domain", "math"), r["response"], r)
+    acc.update(sum(r["correct"] for r in records), len(records))
+    return {"accuracy": float(acc.compute())}
+
+
+def _score_entropy(
+    model: Any, records: list[dict[str, Any]], pairs: list[Any], device: torch.device
+) -> dict[str, float]:
+    mean = EntropyFraction().to(device)
+    for r, (prompt_ids, resp_ids) in zip(records, pairs, strict=True):
+        r["kl_to_uniform"] = response_kl_to_uniform(model, prompt_ids, resp_ids)
+        r["entropy_frac"] = entropy_fraction(model, r["kl_to_uniform"])
+    mean.update(sum(r["entropy_frac"] for r in records), len(records))
+    return {"entropy_frac": float(mean.compute())}
+
+
+def _score_judged(judge: Any, records: list[dict[str, Any]], device: torch.device) -> dict[str, float]:
+    from eu.eval.judges import JudgeItem
+
+    labels = judge.judge([JudgeItem(r["prompt"], r["response"], True) for r in records]) if records else []
+    asr, refusal = AttackSuccessRate().to(device), RefusalRate().to(device)
+    for r, label in zip(records, labels, strict=True):
+        r["label"] = label
+    asr.update(sum(label == "unsafe" for label in labels), len(labels))
+    refusal.update(sum(label == "refusal" for label in labels), len(labels))
+    return {"asr": float(asr.compute()), "refusal_rate": float(refusal.compute())}
+
+
 def run_suites(
     model: Any,
     tokenizer: Any,
@@ -91,8 +141,6 @@ def run_suites(
     world_size: int = 1,
 ) -> dict[str, dict[str, Any]]:
     """Evaluate every suite; each rank takes items ``rank::world_size``, metrics sum over ranks."""
-    from eu.eval.judges import JudgeItem
-
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -113,23 +161,15 @@ def run_suites(
                     if record["guard_refused"]:
                         record["response"] = guard.refusal
                 records.append(record)
-            is_domain = bool(items) and not items[0]["harmful_request"]
-            if is_domain:
-                acc = DomainAccuracy().to(device)
-                for r in records:
-                    r["correct"] = is_correct(r.get("domain", "math"), r["response"], r)
-                acc.update(sum(r["correct"] for r in records), len(records))
-                summary = {"accuracy": float(acc.compute())}
+            how = scoring(items)
+            if how == "answer":
+                summary = _score_answers(records, device)
+            elif how == "entropy":
+                summary = _score_entropy(model, records, pairs, device)
             else:
                 if judge is None:
                     raise EUError(f"suite {name} needs a judge")
-                labels = judge.judge([JudgeItem(r["prompt"], r["response"], True) for r in records]) if records else []
-                asr, refusal = AttackSuccessRate().to(device), RefusalRate().to(device)
-                for r, label in zip(records, labels, strict=True):
-                    r["label"] = label
-                asr.update(sum(label == "unsafe" for label in labels), len(labels))
-                refusal.update(sum(label == "refusal" for label in labels), len(labels))
-                summary = {"asr": float(asr.compute()), "refusal_rate": float(refusal.compute())}
+                summary = _score_judged(judge, records, device)
             all_records = _gather(records)
             results[name] = {"n": len(all_records), **summary, "records": all_records}
     finally:
