@@ -25,7 +25,7 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff check and format check."""
     session.install("ruff")
-    session.run("ruff", "check", "eu", "tests", "scripts", "noxfile.py")
+    session.run("ruff", "check", "eu", "tests", "benchmarks", "scripts", "noxfile.py")
 
 
 @nox.session
@@ -39,5 +39,5 @@ def docs(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Forget-loss memory (chunked vs naive) and the training-step benchmark (eu vs reference)."""
     _install(session)
-    session.run("python", "scripts/forget_loss_memory.py")
-    session.run("python", "-m", "eu.bench", *session.posargs)
+    session.run("python", "benchmarks/forget_loss_memory.py")
+    session.run("python", "benchmarks/train_step.py", *session.posargs)

@@ -101,14 +101,6 @@ def npo_loss(
     return -(2.0 / beta) * F.logsigmoid(-beta * log_ratio).sum() / max(n, 1.0)
 
 
-def naive_sequence_logprob(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Reference per-row ``log π(y|x)`` from full logits ([B, T, V]) and targets ([B, T], -100 ignored)."""
-    log_p = F.log_softmax(_upcast(logits), dim=-1)
-    mask = targets != IGNORE_INDEX
-    picked = log_p.gather(-1, targets.clamp_min(0).unsqueeze(-1)).squeeze(-1)
-    return (picked * mask).sum(-1)
-
-
 def forget_token_weights(sequence_ids: torch.Tensor, normaliser: float | None = None) -> torch.Tensor:
     """Weights that turn a token sum into "mean over sequences of the mean over their tokens".
 
@@ -121,26 +113,3 @@ def forget_token_weights(sequence_ids: torch.Tensor, normaliser: float | None = 
     _, inverse, counts = torch.unique(sequence_ids, return_inverse=True, return_counts=True)
     n_sequences = float(counts.numel()) if normaliser is None else float(normaliser)
     return 1.0 / (counts[inverse].float() * n_sequences)
-
-
-def naive_forget_loss(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Reference ``L_forget`` from full logits ([B, T, V]) and a position mask ([B, T]).
-
-    Mean over sequences with at least one masked position of the mean KL to uniform over
-    those positions; zero when no position is masked. Used to test the chunked version.
-    """
-    kl = kl_to_uniform_from_logits(logits)
-    per_sequence = []
-    for b in range(logits.shape[0]):
-        if mask[b].any():
-            per_sequence.append(kl[b][mask[b]].mean())
-    if not per_sequence:
-        return logits.sum() * 0.0
-    return torch.stack(per_sequence).mean()
-
-
-def naive_retain_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Reference ``L_retain``: mean cross-entropy over positions whose target is not ignored."""
-    return F.cross_entropy(
-        _upcast(logits).reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE_INDEX
-    )

@@ -5,14 +5,13 @@ import sys
 
 import torch
 
-from conftest import DATA, ROOT
+from conftest import BENCHMARKS, DATA, ROOT
 
 
 def test_bench_prints_both_variants_and_ratios(eu_cache):
     cmd = [
         sys.executable,
-        "-m",
-        "eu.bench",
+        str(BENCHMARKS / "train_step.py"),
         "--model",
         "tiny-llama",
         "--steps",

@@ -1,4 +1,4 @@
-"""The objective interface and the per-stream token losses objectives are built from."""
+"""The objective interface, and the base of objectives that weigh forget against retain by λ."""
 
 from __future__ import annotations
 
@@ -8,116 +8,7 @@ from typing import Any
 import torch
 
 from eu.errors import EUError
-from eu.losses import (
-    IGNORE_INDEX,
-    chunked_token_losses,
-    chunked_weighted_token_loss,
-    forget_token_weights,
-    sequence_sums,
-)
-
-
-def decoder_and_head(model: Any) -> tuple[Any, Any]:
-    """The decoder (token ids to hidden states) and the output projection of a causal LM."""
-    return model.get_decoder(), model.get_output_embeddings()
-
-
-def decoder_hidden(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Final hidden states ([rows, positions, H]) of a packed batch."""
-    decoder, _ = decoder_and_head(model)
-    return decoder(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).last_hidden_state
-
-
-def supervised_hidden(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Hidden states at the positions that predict response tokens, their targets and sequence ids."""
-    return supervised_rows(decoder_hidden(model, batch), batch)
-
-
-def supervised_rows(
-    hidden: torch.Tensor, batch: dict[str, torch.Tensor]
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The rows of ``hidden`` that predict response tokens, their targets and sequence ids."""
-    mask = batch["targets"] != IGNORE_INDEX
-    return hidden[mask], batch["targets"][mask], batch["sequence_index"][mask]
-
-
-def retain_loss_from_hidden(
-    hidden: torch.Tensor, head: Any, batch: dict[str, torch.Tensor], chunk_size: int
-) -> torch.Tensor:
-    """:func:`retain_loss` from the decoder's final hidden states."""
-    rows, targets, _ = supervised_rows(hidden, batch)
-    weights = torch.full_like(targets, 1.0, dtype=torch.float32) / batch["num_targets_norm"].clamp_min(1)
-    return chunked_weighted_token_loss(rows, head, targets, weights, "cross_entropy", chunk_size)
-
-
-def forget_term_from_hidden(
-    hidden: torch.Tensor, head: Any, batch: dict[str, torch.Tensor], chunk_size: int, kind: str = "kl_uniform"
-) -> torch.Tensor:
-    """Mean over sequences of the mean per-token ``kind`` loss, from the decoder's final hidden states."""
-    rows, targets, seq = supervised_rows(hidden, batch)
-    weights = forget_token_weights(seq, float(batch["num_sequences_norm"].clamp_min(1)))
-    return chunked_weighted_token_loss(rows, head, targets, weights, kind, chunk_size)
-
-
-def retain_loss(model: Any, batch: dict[str, torch.Tensor], chunk_size: int) -> torch.Tensor:
-    """Cross-entropy on response tokens, normalised by the step's supervised-token count."""
-    return retain_loss_from_hidden(decoder_hidden(model, batch), decoder_and_head(model)[1], batch, chunk_size)
-
-
-def _forget_term(model: Any, batch: dict[str, torch.Tensor], chunk_size: int, kind: str) -> torch.Tensor:
-    head = decoder_and_head(model)[1]
-    return forget_term_from_hidden(decoder_hidden(model, batch), head, batch, chunk_size, kind)
-
-
-def forget_loss(model: Any, batch: dict[str, torch.Tensor], chunk_size: int) -> torch.Tensor:
-    """Mean over sequences of the mean KL(p || uniform) over their response positions."""
-    return _forget_term(model, batch, chunk_size, "kl_uniform")
-
-
-def forget_cross_entropy(model: Any, batch: dict[str, torch.Tensor], chunk_size: int) -> torch.Tensor:
-    """Mean over sequences of the mean cross-entropy of their response tokens."""
-    return _forget_term(model, batch, chunk_size, "cross_entropy")
-
-
-def sequence_logprobs(model: Any, batch: dict[str, torch.Tensor], chunk_size: int) -> torch.Tensor:
-    """``log π(y|x)`` of every response in the batch, in ascending sequence order."""
-    hidden, targets, seq = supervised_hidden(model, batch)
-    _, head = decoder_and_head(model)
-    token_nll = chunked_token_losses(hidden, head, targets, "cross_entropy", chunk_size)
-    return -sequence_sums(token_nll, seq)[0]
-
-
-def reference_logprobs(model: Any, reference: Any, batch: dict[str, torch.Tensor], chunk_size: int) -> torch.Tensor:
-    """:func:`sequence_logprobs` under the frozen reference, without gradient.
-
-    ``reference=None`` means the model itself with its LoRA adapters switched off, so LoRA runs
-    need no second copy of the weights.
-    """
-    with torch.no_grad():
-        if reference is not None:
-            return sequence_logprobs(reference, batch, chunk_size)
-        if not hasattr(model, "disable_adapter"):
-            raise EUError("this objective needs a reference model; the module builds one unless LoRA is used")
-        with model.disable_adapter():
-            return sequence_logprobs(model, batch, chunk_size)
-
-
-def checked_forget_weight(value: float) -> float:
-    """λ, validated to lie in [0, 1]."""
-    if not 0.0 <= value <= 1.0:
-        raise EUError(f"objective forget_weight (λ) must lie in [0, 1], got {value}")
-    return value
-
-
-def forget_batch(batch: dict[str, dict[str, torch.Tensor]], objective: str) -> dict[str, torch.Tensor]:
-    """The step's forget batch, or a clear error naming the option to set."""
-    if "forget" not in batch:
-        raise EUError(f"{objective} needs a forget stream: set data.forget.path")
-    return batch["forget"]
-
-
-def vocab_size(model: Any) -> int:
-    return int(model.get_output_embeddings().weight.shape[0])
+from eu.objectives.terms import retain_loss, vocab_size
 
 
 class Objective:
@@ -141,6 +32,12 @@ class Objective:
     def __call__(self, model: Any, batch: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
+    def forget_stream(self, batch: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """The step's forget batch, or a clear error naming the option to set."""
+        if "forget" not in batch:
+            raise EUError(f"{type(self).__name__} needs a forget stream: set data.forget.path")
+        return batch["forget"]
+
     def forget_metrics(self, model: Any, forget: torch.Tensor) -> dict[str, torch.Tensor]:
         """Report the forget loss and the response entropy as a fraction of ``log V``."""
         log_v = math.log(vocab_size(model))
@@ -149,3 +46,30 @@ class Objective:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
         return f"{type(self).__name__}({args})"
+
+
+class ForgetWeighted(Objective):
+    """``L = λ·forget + (1 − λ)·CE(retain)``, the forget term given by :meth:`forget_term`.
+
+    Subclasses set their default λ in their own signature and pass it on.
+
+    Args:
+        forget_weight: λ in [0, 1], the weight of the forget term.
+        chunk_size: tokens whose logits are materialised at once in the token losses.
+    """
+
+    def __init__(self, forget_weight: float, chunk_size: int = 1024) -> None:
+        super().__init__(chunk_size)
+        if not 0.0 <= forget_weight <= 1.0:
+            raise EUError(f"objective forget_weight (λ) must lie in [0, 1], got {forget_weight}")
+        self.forget_weight = forget_weight
+
+    def forget_term(self, model: Any, forget: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The forget term to minimise on the forget batch, and the entries it logs."""
+        raise NotImplementedError
+
+    def __call__(self, model: Any, batch: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        retain = retain_loss(model, batch["retain"], self.chunk_size)
+        forget, logged = self.forget_term(model, self.forget_stream(batch))
+        total = self.forget_weight * forget + (1.0 - self.forget_weight) * retain
+        return {"loss/total": total, "loss/retain": retain.detach(), **logged}

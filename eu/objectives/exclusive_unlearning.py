@@ -6,23 +6,21 @@ from typing import Any
 
 import torch
 
-from eu.objectives.base import Objective, checked_forget_weight, forget_batch, forget_loss, retain_loss
+from eu.objectives.base import ForgetWeighted
+from eu.objectives.terms import forget_loss
 
 
-class ExclusiveUnlearning(Objective):
-    """The reference EU objective (Sasaki et al., 2026)."""
+class ExclusiveUnlearning(ForgetWeighted):
+    """The reference EU objective (Sasaki et al., 2026).
+
+    Args:
+        forget_weight: λ, the weight of the forget term; the paper uses 0.4.
+    """
 
     def __init__(self, forget_weight: float = 0.4, chunk_size: int = 1024) -> None:
-        """
-        Args:
-            forget_weight: λ, the weight of the forget term; the paper uses 0.4.
-            chunk_size: tokens whose logits are materialised at once in the token losses.
-        """
-        super().__init__(chunk_size)
-        self.forget_weight = checked_forget_weight(forget_weight)
+        super().__init__(forget_weight, chunk_size)
 
-    def __call__(self, model: Any, batch: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-        retain = retain_loss(model, batch["retain"], self.chunk_size)
-        forget = forget_loss(model, forget_batch(batch, "ExclusiveUnlearning"), self.chunk_size)
-        total = self.forget_weight * forget + (1.0 - self.forget_weight) * retain
-        return {"loss/total": total, "loss/retain": retain.detach(), **self.forget_metrics(model, forget)}
+    def forget_term(self, model: Any, forget: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """KL(p_θ || uniform) on the forget responses; logs it and the entropy fraction."""
+        kl = forget_loss(model, forget, self.chunk_size)
+        return kl, self.forget_metrics(model, kl)

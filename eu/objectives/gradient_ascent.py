@@ -6,27 +6,24 @@ from typing import Any
 
 import torch
 
-from eu.objectives.base import Objective, checked_forget_weight, forget_batch, forget_cross_entropy, retain_loss
+from eu.objectives.base import ForgetWeighted
+from eu.objectives.terms import forget_cross_entropy
 
 
-class GradientAscent(Objective):
+class GradientAscent(ForgetWeighted):
     """``L = (1 − λ)·CE(retain) − λ·CE(forget)``: makes the forget responses unlikely.
 
     Unlike EU it needs the unwanted answers themselves as forget data (a JSONL of prompt and
     response pairs), and the forget term is unbounded below.
+
+    Args:
+        forget_weight: λ, the weight of the ascent term.
     """
 
     def __init__(self, forget_weight: float = 0.5, chunk_size: int = 1024) -> None:
-        """
-        Args:
-            forget_weight: λ, the weight of the ascent term.
-            chunk_size: tokens whose logits are materialised at once in the token losses.
-        """
-        super().__init__(chunk_size)
-        self.forget_weight = checked_forget_weight(forget_weight)
+        super().__init__(forget_weight, chunk_size)
 
-    def __call__(self, model: Any, batch: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-        retain = retain_loss(model, batch["retain"], self.chunk_size)
-        forget_ce = forget_cross_entropy(model, forget_batch(batch, "GradientAscent"), self.chunk_size)
-        total = (1.0 - self.forget_weight) * retain - self.forget_weight * forget_ce
-        return {"loss/total": total, "loss/retain": retain.detach(), "loss/forget_ce": forget_ce.detach()}
+    def forget_term(self, model: Any, forget: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Minus the cross-entropy of the forget responses; logs the cross-entropy."""
+        ce = forget_cross_entropy(model, forget, self.chunk_size)
+        return -ce, {"loss/forget_ce": ce.detach()}

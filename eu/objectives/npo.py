@@ -8,13 +8,8 @@ import torch
 
 from eu.errors import EUError
 from eu.losses import npo_loss
-from eu.objectives.base import (
-    Objective,
-    forget_batch,
-    reference_logprobs,
-    retain_loss,
-    sequence_logprobs,
-)
+from eu.objectives.base import Objective
+from eu.objectives.terms import reference_logprobs, retain_loss, sequence_logprobs
 
 
 class NPO(Objective):
@@ -42,7 +37,7 @@ class NPO(Objective):
     def __call__(
         self, model: Any, batch: dict[str, dict[str, torch.Tensor]], reference: Any = None
     ) -> dict[str, torch.Tensor]:
-        forget = forget_batch(batch, "NPO")
+        forget = self.forget_stream(batch)
         ref = reference_logprobs(model, reference, forget, self.chunk_size)
         policy = sequence_logprobs(model, forget, self.chunk_size)
         npo = npo_loss(policy, ref, self.beta, float(forget["num_sequences_norm"].clamp_min(1)))

@@ -6,7 +6,8 @@ from typing import Any
 
 import torch
 
-from eu.objectives.base import Objective, forget_loss, retain_loss
+from eu.objectives.base import Objective
+from eu.objectives.terms import forget_loss, retain_loss
 
 
 class RetainOnly(Objective):

@@ -1,6 +1,6 @@
 """Peak memory of the chunked forget loss against the naive full-logits one.
 
-    python scripts/forget_loss_memory.py [--vocab 49152] [--tokens 2048] [--hidden 576]
+    python benchmarks/forget_loss_memory.py [--vocab 49152] [--tokens 2048] [--hidden 576]
 
 Each variant runs forward and backward in a fresh subprocess; the peak is the growth of the
 process's maximum resident set size over what the inputs already occupy.
@@ -21,7 +21,9 @@ def measure(variant: str, vocab: int, tokens: int, hidden: int, chunk: int) -> d
     """Run one variant in this process and report its peak extra memory in MiB."""
     import time
 
-    from eu.losses import chunked_weighted_token_loss, forget_token_weights, naive_forget_loss
+    from naive_losses import naive_forget_loss
+
+    from eu.losses import chunked_weighted_token_loss, forget_token_weights
 
     torch.manual_seed(0)
     h = torch.randn(tokens, hidden, requires_grad=True)

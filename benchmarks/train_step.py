@@ -1,6 +1,6 @@
 """Benchmark: eu's packed, chunked training step against a reference-style padded step.
 
-    python -m eu.bench [--model smollm2-135m-instruct] [--steps 5] [--warmup 2]
+    python benchmarks/train_step.py [--model smollm2-135m-instruct] [--steps 5] [--warmup 2]
 
 (a) *reference*: the way the original EU implementation trains: padded batches of 4 retain +
     4 forget examples, the forget batch tokenized at every step, full-vocabulary logits for
@@ -24,12 +24,15 @@ import time
 from typing import Any
 
 import torch
+from naive_losses import naive_forget_loss, naive_retain_loss
+from peak_memory import PeakMemory
 
 from eu.data.datamodule import PackedSteps, StreamConfig, UnlearningDataModule
 from eu.data.sources import SELF_GENERATED
-from eu.losses import IGNORE_INDEX, naive_forget_loss, naive_retain_loss
+from eu.losses import IGNORE_INDEX
 from eu.models import load_model
 from eu.objectives import ExclusiveUnlearning
+from eu.objectives.terms import decoder_and_head, forget_term_from_hidden, retain_loss_from_hidden
 from eu.prompts import encode_record, load_chat_tokenizer
 
 
@@ -193,60 +196,6 @@ def _to(batches: dict[str, dict[str, torch.Tensor]], device: torch.device) -> di
     return {n: {k: v.to(device, non_blocking=True) for k, v in b.items()} for n, b in batches.items()}
 
 
-class PeakMemory:
-    """Peak memory growth inside the block: CUDA allocator statistics, or polled RSS on CPU."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-
-    def __enter__(self) -> PeakMemory:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self._start = torch.cuda.memory_allocated(self.device)
-        else:
-            self._rss = PeakRSS().__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            self.growth_mib = (torch.cuda.max_memory_allocated(self.device) - self._start) / 2**20
-        else:
-            self._rss.__exit__()
-            self.growth_mib = self._rss.growth_mib
-
-
-class PeakRSS:
-    """Largest resident-set growth over the value on entry, polled every millisecond."""
-
-    def __enter__(self) -> PeakRSS:
-        import threading
-
-        import psutil
-
-        self._proc = psutil.Process()
-        self.start = self.peak = self._proc.memory_info().rss
-        self._stop = threading.Event()
-
-        def poll() -> None:
-            while not self._stop.wait(0.001):
-                self.peak = max(self.peak, self._proc.memory_info().rss)
-
-        self._thread = threading.Thread(target=poll, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._proc.memory_info().rss)
-
-    @property
-    def growth_mib(self) -> float:
-        return (self.peak - self.start) / 2**20
-
-
 def _loss_peak(
     model: Any,
     variant: str,
@@ -256,8 +205,6 @@ def _loss_peak(
     autocast: Any,
 ) -> float:
     """Peak memory of the loss computation alone: from final hidden states to loss and back."""
-    from eu.objectives.base import decoder_and_head
-
     decoder, head = decoder_and_head(model)
     with torch.no_grad(), autocast:
         hidden = {
@@ -273,8 +220,6 @@ def _loss_peak(
             f_mask = batches["forget"]["labels"][:, 1:] != IGNORE_INDEX
             f = naive_forget_loss(head(hidden["forget"])[:, :-1], f_mask)
         else:
-            from eu.objectives.base import forget_term_from_hidden, retain_loss_from_hidden
-
             r = retain_loss_from_hidden(hidden["retain"], head, batches["retain"], 1024)
             f = forget_term_from_hidden(hidden["forget"], head, batches["forget"], 1024)
         (lam * f + (1 - lam) * r).backward()
@@ -305,8 +250,7 @@ def generation_throughput(model_name: str, pairs: int, batch: int, max_new_token
 def _spawn(args: argparse.Namespace, variant: str) -> dict[str, Any]:
     cmd = [
         sys.executable,
-        "-m",
-        "eu.bench",
+        __file__,
         "--variant",
         variant,
         "--model",

@@ -1,0 +1,104 @@
+"""Loss terms objectives compute from a causal LM and one stream's packed batch.
+
+A batch here is one stream (``batch["retain"]`` or ``batch["forget"]`` of a step). The token
+losses project hidden states to logits a chunk at a time (see :mod:`eu.losses`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from eu.errors import EUError
+from eu.losses import (
+    IGNORE_INDEX,
+    chunked_token_losses,
+    chunked_weighted_token_loss,
+    forget_token_weights,
+    sequence_sums,
+)
+
+
+def decoder_and_head(model: Any) -> tuple[Any, Any]:
+    """The decoder (token ids to hidden states) and the output projection of a causal LM."""
+    return model.get_decoder(), model.get_output_embeddings()
+
+
+def vocab_size(model: Any) -> int:
+    """Rows of the model's output projection."""
+    return int(model.get_output_embeddings().weight.shape[0])
+
+
+def decoder_hidden(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Final hidden states ([rows, positions, H]) of a packed batch."""
+    decoder, _ = decoder_and_head(model)
+    return decoder(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).last_hidden_state
+
+
+def supervised_rows(
+    hidden: torch.Tensor, batch: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The rows of ``hidden`` that predict response tokens, their targets and sequence ids."""
+    mask = batch["targets"] != IGNORE_INDEX
+    return hidden[mask], batch["targets"][mask], batch["sequence_index"][mask]
+
+
+def retain_loss_from_hidden(
+    hidden: torch.Tensor, head: Any, batch: dict[str, torch.Tensor], chunk_size: int
+) -> torch.Tensor:
+    """:func:`retain_loss` from the decoder's final hidden states."""
+    rows, targets, _ = supervised_rows(hidden, batch)
+    weights = torch.full_like(targets, 1.0, dtype=torch.float32) / batch["num_targets_norm"].clamp_min(1)
+    return chunked_weighted_token_loss(rows, head, targets, weights, "cross_entropy", chunk_size)
+
+
+def forget_term_from_hidden(
+    hidden: torch.Tensor, head: Any, batch: dict[str, torch.Tensor], chunk_size: int, kind: str = "kl_uniform"
+) -> torch.Tensor:
+    """Mean over sequences of the mean per-token ``kind`` loss, from the decoder's final hidden states."""
+    rows, targets, seq = supervised_rows(hidden, batch)
+    weights = forget_token_weights(seq, float(batch["num_sequences_norm"].clamp_min(1)))
+    return chunked_weighted_token_loss(rows, head, targets, weights, kind, chunk_size)
+
+
+def retain_loss(model: Any, batch: dict[str, torch.Tensor], chunk_size: int) -> torch.Tensor:
+    """Cross-entropy on response tokens, normalised by the step's supervised-token count."""
+    return retain_loss_from_hidden(decoder_hidden(model, batch), decoder_and_head(model)[1], batch, chunk_size)
+
+
+def _forget_term(model: Any, batch: dict[str, torch.Tensor], chunk_size: int, kind: str) -> torch.Tensor:
+    head = decoder_and_head(model)[1]
+    return forget_term_from_hidden(decoder_hidden(model, batch), head, batch, chunk_size, kind)
+
+
+def forget_loss(model: Any, batch: dict[str, torch.Tensor], chunk_size: int) -> torch.Tensor:
+    """Mean over sequences of the mean KL(p || uniform) over their response positions."""
+    return _forget_term(model, batch, chunk_size, "kl_uniform")
+
+
+def forget_cross_entropy(model: Any, batch: dict[str, torch.Tensor], chunk_size: int) -> torch.Tensor:
+    """Mean over sequences of the mean cross-entropy of their response tokens."""
+    return _forget_term(model, batch, chunk_size, "cross_entropy")
+
+
+def sequence_logprobs(model: Any, batch: dict[str, torch.Tensor], chunk_size: int) -> torch.Tensor:
+    """``log π(y|x)`` of every response in the batch, in ascending sequence order."""
+    rows, targets, seq = supervised_rows(decoder_hidden(model, batch), batch)
+    token_nll = chunked_token_losses(rows, decoder_and_head(model)[1], targets, "cross_entropy", chunk_size)
+    return -sequence_sums(token_nll, seq)[0]
+
+
+def reference_logprobs(model: Any, reference: Any, batch: dict[str, torch.Tensor], chunk_size: int) -> torch.Tensor:
+    """:func:`sequence_logprobs` under the frozen reference, without gradient.
+
+    ``reference=None`` means the model itself with its LoRA adapters switched off, so LoRA runs
+    need no second copy of the weights.
+    """
+    with torch.no_grad():
+        if reference is not None:
+            return sequence_logprobs(reference, batch, chunk_size)
+        if not hasattr(model, "disable_adapter"):
+            raise EUError("this objective needs a reference model; the module builds one unless LoRA is used")
+        with model.disable_adapter():
+            return sequence_logprobs(model, batch, chunk_size)
