@@ -48,11 +48,10 @@ def test_gpu_check_script_is_valid_bash():
 
 
 def test_random_llama_1b_has_the_size_of_llama_3_2_1b():
-    from transformers import AutoModelForCausalLM, LlamaConfig
-
     from eu.models import RANDOM_MODELS
+    from eu.tiny import random_llama
 
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(LlamaConfig(**RANDOM_MODELS["random-llama-3.2-1b"]))
+        model = random_llama(**RANDOM_MODELS["random-llama-3.2-1b"])
     n = sum(p.numel() for p in model.parameters())
     assert 1.20e9 < n < 1.27e9  # Llama-3.2-1B has 1.24B parameters (tied embeddings)
