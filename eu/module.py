@@ -12,6 +12,7 @@ from lightning.pytorch.cli import OptimizerCallable
 
 from eu.checkpoint import checkpoint_metadata
 from eu.errors import EUError
+from eu.logits import check_logit_path
 from eu.lora import LoraOptions, adapter_state, apply_lora, check_lora_strategy
 from eu.models import check_dtype, load_model
 from eu.objectives import ExclusiveUnlearning, Objective
@@ -109,6 +110,7 @@ class UnlearningModule(L.LightningModule):
         if self.gradient_checkpointing:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.model.config.use_cache = False
+        check_logit_path(self.model)
         if self.lora is not None:
             self.model = apply_lora(self.model, self.lora)
         elif self.objective.needs_reference:

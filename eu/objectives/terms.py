@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from eu.errors import EUError
+from eu.logits import output_head
 from eu.losses import (
     IGNORE_INDEX,
     chunked_token_losses,
@@ -21,8 +22,8 @@ from eu.losses import (
 
 
 def decoder_and_head(model: Any) -> tuple[Any, Any]:
-    """The decoder (token ids to hidden states) and the output projection of a causal LM."""
-    return model.get_decoder(), model.get_output_embeddings()
+    """The decoder (token ids to hidden states) and the head (hidden states to the model's own logits)."""
+    return model.get_decoder(), output_head(model)
 
 
 def vocab_size(model: Any) -> int:
