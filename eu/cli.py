@@ -37,7 +37,8 @@ class EUCLI(LightningCLI):
         if objective.needs_forget and "forget" not in self.datamodule.streams:
             raise EUError(f"{type(objective).__name__} needs forget data: set data.forget.path")
         val = {name: self.datamodule.stream_configs[name].val_examples for name in self.datamodule.streams}
-        if objective.needs_forget and val.get("retain", 0) > 0 and val.get("forget", 0) == 0:
+        validates = self.trainer.limit_val_batches != 0
+        if validates and objective.needs_forget and val.get("retain", 0) > 0 and val.get("forget", 0) == 0:
             raise EUError(
                 f"data.retain.val_examples={val['retain']} but data.forget.val_examples=0: validating "
                 f"{type(objective).__name__} needs held-out examples of both streams; set both or neither"
