@@ -21,9 +21,9 @@ def measure(variant: str, vocab: int, tokens: int, hidden: int, chunk: int) -> d
     """Run one variant in this process and report its peak extra memory in MiB."""
     import time
 
-    from naive_losses import naive_forget_loss
-
     from eu.losses import chunked_weighted_token_loss, forget_token_weights
+
+    from naive_losses import naive_forget_loss
 
     torch.manual_seed(0)
     h = torch.randn(tokens, hidden, requires_grad=True)

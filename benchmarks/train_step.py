@@ -24,8 +24,6 @@ import time
 from typing import Any
 
 import torch
-from naive_losses import naive_forget_loss, naive_retain_loss
-from peak_memory import PeakMemory
 
 from eu.data.datamodule import PackedSteps, StreamConfig, UnlearningDataModule
 from eu.data.sources import SELF_GENERATED
@@ -34,6 +32,9 @@ from eu.models import load_model
 from eu.objectives import ExclusiveUnlearning
 from eu.objectives.terms import decoder_and_head, forget_term_from_hidden, retain_loss_from_hidden
 from eu.prompts import encode_record, load_chat_tokenizer
+
+from naive_losses import naive_forget_loss, naive_retain_loss
+from peak_memory import PeakMemory
 
 
 def _datamodule(args: argparse.Namespace) -> UnlearningDataModule:
