@@ -181,3 +181,23 @@ def write_jsonl_atomic(dest: str | os.PathLike[str], rows: list[dict[str, Any]])
     """Write ``rows`` as JSON lines (UTF-8) to ``dest`` atomically."""
     with atomic_path(dest) as tmp:
         tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The JSON objects of a JSONL file, one per non-blank line; errors name the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise EUError(f"file not found: {path}")
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise EUError(f"{path}:{lineno}: invalid JSON ({err.msg}); fix or remove this line") from None
+            if not isinstance(value, dict):
+                raise EUError(f"{path}:{lineno}: expected a JSON object per line, got {type(value).__name__}")
+            rows.append(value)
+    return rows

@@ -14,6 +14,7 @@ from typing import Any
 
 from eu.data.sources import resolve_source
 from eu.errors import EUError
+from eu.io import read_jsonl
 from eu.prompts import ChatRecord
 
 FILE_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
@@ -58,19 +59,7 @@ def is_local(source: str) -> bool:
 def _check_json_syntax(path: Path) -> int:
     """Raise with the line of the first syntax error; return the number of records."""
     if path.suffix.lower() == ".jsonl":
-        count = 0
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    value = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise EUError(f"{path}:{lineno}: invalid JSON ({err.msg}); fix or remove this line") from None
-                if not isinstance(value, dict):
-                    raise EUError(f"{path}:{lineno}: expected a JSON object per line, got {type(value).__name__}")
-                count += 1
-        return count
+        return len(read_jsonl(path))
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:

