@@ -16,6 +16,8 @@ RANDOM_MODELS = {
     | dict(num_attention_heads=32, num_key_value_heads=8, rope_theta=500000.0, max_position_embeddings=8192),
 }
 
+ATTENTION = ("sdpa", "eager", "flex_attention", "flash_attention_2", "flash_attention_3")
+"""Attention implementations under which packed examples stay isolated (see eu.objectives.terms)."""
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -73,19 +75,33 @@ def load_tokenizer(name: str, trust_remote_code: bool = False) -> Any:
         raise EUError(f"cannot load the tokenizer of {name!r}: {err}") from None
 
 
-def load_model(name: str, dtype: str | None = None, trust_remote_code: bool = False) -> Any:
-    """An ``AutoModelForCausalLM`` for ``name`` in ``dtype`` (``None`` keeps float32)."""
+def check_attn_implementation(value: str) -> None:
+    """Raise a clear ``EUError`` for an attention implementation eu cannot keep packed examples apart with."""
+    if value not in ATTENTION:
+        raise EUError(f"model.attn_implementation must be one of {', '.join(ATTENTION)}, got {value!r}")
+
+
+def load_model(
+    name: str, dtype: str | None = None, trust_remote_code: bool = False, attn_implementation: str = "sdpa"
+) -> Any:
+    """An ``AutoModelForCausalLM`` for ``name`` in ``dtype`` (``None`` keeps float32) with ``attn_implementation``."""
     from transformers import AutoModelForCausalLM
 
     check_dtype(dtype)
+    check_attn_implementation(attn_implementation)
     if name in RANDOM_MODELS:
         from eu.tiny import random_llama
 
-        return random_llama(seed=0, dtype=DTYPES[dtype or "float32"], **RANDOM_MODELS[name])
+        model = random_llama(seed=0, dtype=DTYPES[dtype or "float32"], **RANDOM_MODELS[name])
+        model.set_attn_implementation(attn_implementation)
+        return model
     path = resolve_model(name)
     try:
         return AutoModelForCausalLM.from_pretrained(
-            path, dtype=DTYPES[dtype or "float32"], trust_remote_code=trust_remote_code
+            path,
+            dtype=DTYPES[dtype or "float32"],
+            trust_remote_code=trust_remote_code,
+            attn_implementation=attn_implementation,
         )
     except OSError as err:
         hint = "" if Path(path).exists() else " (no such local folder; is the hub reachable?)"

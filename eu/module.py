@@ -14,7 +14,7 @@ from eu.checkpoint import checkpoint_metadata
 from eu.errors import EUError
 from eu.logits import check_logit_path
 from eu.lora import LoraOptions, adapter_state, apply_lora, check_lora_strategy
-from eu.models import check_dtype, load_model
+from eu.models import check_attn_implementation, check_dtype, load_model
 from eu.objectives import ExclusiveUnlearning, Objective
 from eu.prompts import load_chat_template, load_chat_tokenizer
 from eu.rng import preserved_rng, rng_states, set_rng_states
@@ -41,6 +41,7 @@ class UnlearningModule(L.LightningModule):
         lr_schedule: str = "linear",
         warmup_steps: int = 0,
         gradient_checkpointing: bool = False,
+        attn_implementation: str = "sdpa",
         lora: LoraOptions | None = None,
     ) -> None:
         """
@@ -55,9 +56,12 @@ class UnlearningModule(L.LightningModule):
             lr_schedule: a transformers scheduler name (``linear``, ``cosine``, ``constant``, ...).
             warmup_steps: learning-rate warm-up steps (0 in the reference recipe).
             gradient_checkpointing: recompute decoder activations in backward to save memory.
+            attn_implementation: ``sdpa``, ``eager``, ``flex_attention`` or ``flash_attention_2``/``_3``;
+                each keeps packed examples from attending to one another.
             lora: train low-rank adapters instead of all weights (needs ``peft``).
         """
         check_dtype(dtype)  # before anything is loaded
+        check_attn_implementation(attn_implementation)
         super().__init__()
         self.save_hyperparameters(ignore=["objective", "optimizer"])
         self.model_name = model
@@ -69,6 +73,7 @@ class UnlearningModule(L.LightningModule):
         self.lr_schedule = lr_schedule
         self.warmup_steps = warmup_steps
         self.gradient_checkpointing = gradient_checkpointing
+        self.attn_implementation = attn_implementation
         self.lora = lora
         # LoRA checkpoints hold only the adapter and none hold the frozen reference: both come
         # from ``model`` when the module is rebuilt
@@ -86,7 +91,10 @@ class UnlearningModule(L.LightningModule):
 
     def sampling_model(self) -> Any:
         """A fresh float32 copy of the base model, to sample a self-generated forget corpus from."""
-        return load_model(self.model_name, None, self.trust_remote_code)
+        return self._load_base(None)
+
+    def _load_base(self, dtype: str | None) -> Any:
+        return load_model(self.model_name, dtype, self.trust_remote_code, self.attn_implementation)
 
     def prepare_data(self) -> None:
         """Fetch or convert the model and the callbacks' evaluation data once, before any rank needs them.
@@ -106,7 +114,7 @@ class UnlearningModule(L.LightningModule):
         if self.model is not None:
             return
         check_lora_strategy(getattr(self._trainer, "strategy", None), self.lora)
-        self.model = load_model(self.model_name, self.dtype_name, self.trust_remote_code)
+        self.model = self._load_base(self.dtype_name)
         if self.gradient_checkpointing:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.model.config.use_cache = False
@@ -115,7 +123,7 @@ class UnlearningModule(L.LightningModule):
             self.model = apply_lora(self.model, self.lora)
         elif self.objective.needs_reference:
             # a registered submodule, so FSDP shards it like the trained copy
-            self.reference_model = load_model(self.model_name, self.dtype_name, self.trust_remote_code)
+            self.reference_model = self._load_base(self.dtype_name)
             self.reference_model.requires_grad_(False).eval()
             self.reference_model.config.use_cache = False
         self.model.train()

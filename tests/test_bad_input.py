@@ -307,3 +307,8 @@ def test_truncated_and_dropped_examples_are_reported_once(tiny_path, tiny_tokeni
 def test_validation_without_held_out_forget_examples(workdir, capsys):
     code = _fit("--data.forget.val_examples=0")
     _assert_failed_cleanly(code, capsys, workdir, "data.forget.val_examples=0", "both streams")
+
+
+def test_unknown_attention_implementation(workdir, capsys):
+    code = _fit("--model.attn_implementation=flash")
+    _assert_failed_cleanly(code, capsys, workdir, "model.attn_implementation", "flash_attention_2")

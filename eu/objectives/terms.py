@@ -32,9 +32,19 @@ def vocab_size(model: Any) -> int:
 
 
 def decoder_hidden(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Final hidden states ([rows, positions, H]) of a packed batch."""
+    """Final hidden states ([rows, positions, H]) of a packed batch, each example attending only to itself.
+
+    Positions restart at 0 for every example. SDPA, eager and flex attention turn such
+    ``position_ids`` into a block-diagonal mask; flash attention finds the example boundaries
+    (``cu_seqlens``) from them only in a single row, so its rows are joined into one first.
+    """
     decoder, _ = decoder_and_head(model)
-    return decoder(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).last_hidden_state
+    ids, positions = batch["input_ids"], batch["position_ids"]
+    if str(getattr(model.config, "_attn_implementation", "")).startswith("flash_attention"):
+        rows, width = ids.shape
+        hidden = decoder(input_ids=ids.reshape(1, -1), position_ids=positions.reshape(1, -1), use_cache=False)
+        return hidden.last_hidden_state.reshape(rows, width, -1)
+    return decoder(input_ids=ids, position_ids=positions, use_cache=False).last_hidden_state
 
 
 def supervised_rows(
