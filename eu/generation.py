@@ -39,7 +39,8 @@ def generate_from_ids(
     ends = end_token_ids(tokenizer)
     kwargs: dict[str, Any] = {"do_sample": do_sample}
     if do_sample:
-        kwargs.update(temperature=temperature, top_k=top_k)
+        # at temperature 2 in bfloat16 a logit can overflow; the reference drops inf/nan before sampling too
+        kwargs.update(temperature=temperature, top_k=top_k, remove_invalid_values=True)
     else:
         kwargs.update(temperature=None, top_k=None, top_p=None)
     out = model.generate(

@@ -75,6 +75,11 @@ def load_tokenizer(name: str, trust_remote_code: bool = False) -> Any:
         raise EUError(f"cannot load the tokenizer of {name!r}: {err}") from None
 
 
+def sampling_dtype() -> str | None:
+    """The dtype the reference samples the forget corpus in: bfloat16 on a CUDA GPU that supports it, else float32."""
+    return "bfloat16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else None
+
+
 def check_attn_implementation(value: str) -> None:
     """Raise a clear ``EUError`` for an attention implementation eu cannot keep packed examples apart with."""
     if value not in ATTENTION:

@@ -14,7 +14,7 @@ from eu.checkpoint import checkpoint_metadata
 from eu.errors import EUError
 from eu.logits import check_logit_path
 from eu.lora import LoraOptions, adapter_state, apply_lora, check_lora_strategy
-from eu.models import check_attn_implementation, check_dtype, load_model
+from eu.models import check_attn_implementation, check_dtype, load_model, sampling_dtype
 from eu.objectives import ExclusiveUnlearning, Objective
 from eu.prompts import load_chat_template, load_chat_tokenizer
 from eu.rng import preserved_rng, rng_states, set_rng_states
@@ -90,8 +90,9 @@ class UnlearningModule(L.LightningModule):
         return self._tokenizer
 
     def sampling_model(self) -> Any:
-        """A fresh float32 copy of the base model, to sample a self-generated forget corpus from."""
-        return self._load_base(None)
+        """A fresh copy of the base model to sample a self-generated forget corpus from, in the
+        reference's sampling dtype (bfloat16 on a GPU that has it, else float32)."""
+        return self._load_base(sampling_dtype())
 
     def _load_base(self, dtype: str | None) -> Any:
         return load_model(self.model_name, dtype, self.trust_remote_code, self.attn_implementation)

@@ -7,6 +7,7 @@ import pytest
 import eu.data.sampler as sampler
 from eu.data.records import read_records
 from eu.data.sampler import SampleSettings, sample_chunk
+from eu.errors import EUError
 from eu.io import write_jsonl_atomic
 from eu.prompts import encode_record
 
@@ -25,15 +26,25 @@ NO_SYSTEM_TEMPLATE = (
 )
 
 
-@pytest.fixture(params=["default-system", "no-system"])
-def template_tokenizer(request, tiny_tokenizer):
+CASES = {
+    # (template, system setting): the reference's default (no system turn) on a template that adds
+    # its default system prompt, an explicit empty system turn, and a template without a system role
+    "default-system/none": (DEFAULT_SYSTEM_TEMPLATE, None),
+    "default-system/empty": (DEFAULT_SYSTEM_TEMPLATE, ""),
+    "no-system/none": (NO_SYSTEM_TEMPLATE, None),
+}
+
+
+@pytest.fixture(params=sorted(CASES))
+def case(request, tiny_tokenizer):
+    template, system = CASES[request.param]
     tok = copy.deepcopy(tiny_tokenizer)
-    tok.chat_template = DEFAULT_SYSTEM_TEMPLATE if request.param == "default-system" else NO_SYSTEM_TEMPLATE
-    return request.param, tok
+    tok.chat_template = template
+    return tok, system
 
 
-def test_training_sees_the_token_ids_the_corpus_was_sampled_with(tiny_model, template_tokenizer, tmp_path, monkeypatch):
-    kind, tok = template_tokenizer
+def test_training_sees_the_token_ids_the_corpus_was_sampled_with(tiny_model, case, tmp_path, monkeypatch):
+    tok, system = case
     calls = []
     real = sampler.generate_from_ids
 
@@ -43,28 +54,33 @@ def test_training_sees_the_token_ids_the_corpus_was_sampled_with(tiny_model, tem
         return out
 
     monkeypatch.setattr(sampler, "generate_from_ids", recording)
-    settings = SampleSettings(num_pairs=4, batch_size=4, user_tokens=8, answer_tokens=8)
+    settings = SampleSettings(num_pairs=4, batch_size=4, user_tokens=8, answer_tokens=8, system=system)
     rows = sample_chunk(tiny_model, tok, settings, chunk=0, rows=4)
-    (_, _), (answer_prompts, answers) = calls
+    (user_prefixes, _), (answer_prompts, answers) = calls
     path = tmp_path / "forget.jsonl"
     write_jsonl_atomic(path, rows)
 
     records = read_records(str(path))
-    assert all(r.system == ("" if kind == "default-system" else None) for r in records)
-    for record, sampled_prompt, sampled_answer in zip(records, answer_prompts, answers, strict=True):
+    assert all(r.system == system for r in records)
+    for record, prefix, sampled_prompt, sampled_answer in zip(
+        records, user_prefixes, answer_prompts, answers, strict=True
+    ):
         full, prompt_length = encode_record(tok, record)
         # the user turn and everything before it: exactly what the answer was sampled after
         assert full[:prompt_length] == sampled_prompt
+        # and the conversation opens as it did when the model wrote the user turn
+        assert full[: len(prefix)] == prefix
         trained_answer = tok.decode(full[prompt_length:], skip_special_tokens=True)
         assert trained_answer.strip() == tok.decode(sampled_answer, skip_special_tokens=True).strip()
-        assert "named SmolLM" not in tok.decode(full)  # no default system prompt slipped in
+        assert ("named SmolLM" in tok.decode(full)) == (system is None and tok.chat_template == DEFAULT_SYSTEM_TEMPLATE)
 
 
-def test_a_template_without_a_system_role_samples_without_one(template_tokenizer):
-    kind, tok = template_tokenizer
-    assert sampler.sampling_system(tok) == ("" if kind == "default-system" else None)
-    prefix = tok.decode(sampler.user_turn_prefix(tok, sampler.sampling_system(tok)))
-    assert prefix.endswith("<|im_start|>user\n") and "named SmolLM" not in prefix
+def test_a_system_turn_on_a_template_without_a_system_role_is_a_clear_error(tiny_tokenizer):
+    tok = copy.deepcopy(tiny_tokenizer)
+    tok.chat_template = NO_SYSTEM_TEMPLATE
+    assert sampler.sampling_system(tok, None) is None
+    with pytest.raises(EUError, match="refuses a system turn"):
+        sampler.sampling_system(tok, "")
 
 
 def test_fit_self_generates_and_trains_with_a_template_without_a_system_role(workdir):

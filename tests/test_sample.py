@@ -9,9 +9,11 @@ from eu.data.sampler import SampleSettings, distinct_2gram_ratio, sample_corpus,
 from eu.errors import EUError
 
 
-def test_the_model_writes_the_user_turn_after_an_empty_system_turn(tiny_tokenizer):
-    prefix = tiny_tokenizer.decode(user_turn_prefix(tiny_tokenizer))
-    assert prefix == "<|im_start|>system\n<|im_end|>\n<|im_start|>user\n"
+def test_the_model_writes_the_user_turn_after_the_conversation_start(tiny_tokenizer):
+    # the reference renders no system turn for its empty system prompt; "" asks for an empty one
+    assert tiny_tokenizer.decode(user_turn_prefix(tiny_tokenizer, None)) == "<|im_start|>user\n"
+    empty = tiny_tokenizer.decode(user_turn_prefix(tiny_tokenizer, ""))
+    assert empty == "<|im_start|>system\n<|im_end|>\n<|im_start|>user\n"
 
 
 def _rows(path):

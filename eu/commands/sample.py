@@ -10,21 +10,22 @@ import torch
 
 from eu.data.sampler import SampleSettings, check_sample_output, corpus_summary, sample_corpus
 from eu.errors import EUError
-from eu.models import load_model
+from eu.models import load_model, sampling_dtype
 from eu.prompts import load_chat_tokenizer
 
 
 def sample(
     model: str = "smollm2-135m-instruct",
     out: str = "forget.jsonl",
-    num_pairs: int = 256,
+    num_pairs: int = 40_000,
     batch_size: int = 32,
     user_tokens: int = 64,
     answer_tokens: int = 128,
     temperature: float = 2.0,
     top_k: int = 100,
     seed: int = 42,
-    dtype: str | None = None,
+    system: str | None = None,
+    dtype: str | None = "auto",
     device: str = "auto",
 ) -> dict[str, float]:
     """Self-generate a forget corpus of (user_text, assistant_text) pairs with ``model``.
@@ -32,17 +33,21 @@ def sample(
     Args:
         model: alias, Hugging Face id or local folder of the model being unlearned.
         out: output JSONL; an interrupted run resumes from ``OUT.parts`` (same settings only).
-        num_pairs: distinct rows to produce.
+        num_pairs: distinct rows to produce (the paper: 40,000; try 128 on a CPU).
         batch_size: rows generated at once.
         user_tokens: new tokens of the self-written user turn.
         answer_tokens: maximum new tokens of the answer.
         temperature: sampling temperature.
         top_k: top-k sampling cut-off.
         seed: base seed; chunk ``c`` uses a seed derived from it and ``c``.
-        dtype: float32 (default), bfloat16 or float16.
+        system: system turn of the sampled conversations; unset (the reference): none.
+        dtype: ``auto`` (the reference: bfloat16 on a GPU that has it, else float32), float32,
+            bfloat16 or float16.
         device: ``auto``, ``cpu`` or ``cuda``.
     """
-    settings = SampleSettings(num_pairs, batch_size, user_tokens, answer_tokens, temperature, top_k, seed)
+    settings = SampleSettings(num_pairs, batch_size, user_tokens, answer_tokens, temperature, top_k, seed, system)
+    if dtype == "auto":
+        dtype = sampling_dtype()
     if num_pairs < 1 or batch_size < 1:
         raise EUError("--num_pairs and --batch_size must be at least 1")
     source = {"model": model, "dtype": dtype}

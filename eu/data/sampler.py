@@ -1,12 +1,13 @@
 """Self-generated forget corpus: the model writes its own user turns and answers them.
 
-The recipe of Exclusive Unlearning: render an empty system and an empty user message with the
-chat template, let the model continue the user turn (64 new tokens), then render that turn
-with the generation prompt and let the model answer (up to 128 new tokens); temperature 2.0,
-top-k 100, seed 42. Rows are written in chunks, each chunk atomically and seeded by its
-number, so an interrupted run resumes without duplicating or losing rows. The settings are
-recorded beside the chunks (``OUT.parts/settings.json``) and beside the finished file
-(``OUT.settings.json``, with its sha256): a resume or rerun with other settings is refused.
+The recipe of Exclusive Unlearning (the authors' ``sampling.py``): render an empty user message
+with the chat template (their empty system prompt renders no system turn), let the model
+continue the user turn (64 new tokens), then render that turn with the generation prompt and
+let the model answer (up to 128 new tokens); temperature 2.0, top-k 100, seed 42, 40,000 pairs.
+Rows are written in chunks, each chunk atomically and seeded by its number, so an interrupted
+run resumes without duplicating or losing rows. The settings are recorded beside the chunks
+(``OUT.parts/settings.json``) and beside the finished file (``OUT.settings.json``, with its
+sha256): a resume or rerun with other settings is refused.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ SENTINEL = "\u2063EU-USER-SLOT\u2063"
 class SampleSettings:
     """How the forget corpus is sampled (defaults are the paper's recipe)."""
 
-    num_pairs: int = 256
-    """Rows (user, assistant pairs) to produce."""
+    num_pairs: int = 40_000
+    """Rows (user, assistant pairs) to produce: the paper's 400 x 100. CPU recipes use far
+    fewer (the quickstart samples 128)."""
     batch_size: int = 32
     """Rows generated together; also the chunk written at once."""
     user_tokens: int = 64
@@ -42,19 +44,28 @@ class SampleSettings:
     answer_tokens: int = 128
     """Maximum new tokens of the answer."""
     temperature: float = 2.0
+    """Sampling temperature of both turns."""
     top_k: int = 100
+    """Top-k cut-off of both turns."""
     seed: int = 42
+    """Base seed; chunk ``c`` draws from a seed derived from it and ``c``."""
+    system: str | None = None
+    """System turn of the sampled (and trained) conversations. ``None``, as the reference: no
+    system turn, so a template's default system prompt (SmolLM2's) appears at both stages."""
 
 
-def sampling_system(tokenizer: Any) -> str | None:
-    """The system turn the corpus is sampled with: empty, as the reference does, or none at all
-    for templates that refuse a system role (Gemma-2 raises on one)."""
-    msgs = [{"role": "system", "content": ""}, {"role": "user", "content": "x"}]
+def sampling_system(tokenizer: Any, system: str | None) -> str | None:
+    """The system turn to sample with; a clear error when the template refuses one (Gemma-2 does)."""
+    if system is None:
+        return None
+    msgs = [{"role": "system", "content": system}, {"role": "user", "content": "x"}]
     try:
         tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-    except Exception:  # jinja's TemplateError, or whatever the template's raise_exception raises
-        return None
-    return ""
+    except Exception as err:  # jinja's TemplateError, or whatever the template's raise_exception raises
+        raise EUError(
+            f"data.sample.system={system!r}: the chat template refuses a system turn ({err}); leave it unset"
+        ) from None
+    return system
 
 
 def user_turn_prefix(tokenizer: Any, system: str | None = "") -> list[int]:
@@ -78,7 +89,7 @@ def sample_chunk(model: Any, tokenizer: Any, settings: SampleSettings, chunk: in
     from eu.prompts import chat_prompt_ids
 
     torch.manual_seed(settings.seed * 1_000_003 + chunk)
-    system = sampling_system(tokenizer)
+    system = sampling_system(tokenizer, settings.system)
     prefix = user_turn_prefix(tokenizer, system)
     users_ids = generate_from_ids(
         model, tokenizer, [prefix] * rows, settings.user_tokens, True, settings.temperature, settings.top_k
