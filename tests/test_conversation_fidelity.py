@@ -106,3 +106,17 @@ def test_fit_self_generates_and_trains_with_a_template_without_a_system_role(wor
     )
     assert code == 0
     assert (workdir / "runs/tiny/checkpoints/last.ckpt").is_file()
+
+
+def test_records_are_stripped_and_joined_as_the_reference_builds_them(tmp_path):
+    import json
+
+    path = tmp_path / "alpaca.jsonl"
+    rows = [
+        {"instruction": "  Add the numbers. ", "input": " 2 and 3\n", "output": " 5 \n"},
+        {"instruction": "Say hi.\n", "input": "  ", "output": "Hi!"},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    first, second = read_records(str(path))
+    assert (first.user, first.assistant) == ("Add the numbers.\n2 and 3", "5")
+    assert (second.user, second.assistant) == ("Say hi.", "Hi!")

@@ -44,7 +44,7 @@ class Fields:
     assistant: str | None = None
     """Field with the assistant response (e.g. ``output``, ``assistant_text``)."""
     input: str | None = None
-    """Optional field appended to the user turn after a blank line (Alpaca's ``input``)."""
+    """Optional field appended to the user turn on a new line (Alpaca's ``input``), as the reference does."""
     system: str | None = None
     """Optional field with a system prompt; a record's ``system`` field is used when present.
     An empty value renders an empty system turn, a missing or null one none."""
@@ -165,12 +165,13 @@ def read_records(source: str, fields: Fields | None = None, split: str = "train"
     resolved = _resolve_fields(fields or Fields(), rows[0], source)
     records = []
     for i, row in enumerate(rows):
-        user = _text(row, resolved.user, source, i, role="user")
-        extra = _text(row, resolved.input, source, i)
-        if extra.strip():
-            user = f"{user}\n\n{extra}"
-        assistant = _text(row, resolved.assistant, source, i, role="assistant")
-        if not assistant.strip():  # nothing to train on
+        # stripped and joined with one newline, as the reference builds the user turn
+        user = _text(row, resolved.user, source, i, role="user").strip()
+        extra = _text(row, resolved.input, source, i).strip()
+        if extra:
+            user = f"{user}\n{extra}".strip()
+        assistant = _text(row, resolved.assistant, source, i, role="assistant").strip()
+        if not assistant:  # nothing to train on
             raise _empty_turn(source, i, "assistant", resolved.assistant)
         records.append(ChatRecord(user=user, assistant=assistant, system=_system(row, resolved.system)))
     return records
