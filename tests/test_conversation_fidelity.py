@@ -120,3 +120,20 @@ def test_records_are_stripped_and_joined_as_the_reference_builds_them(tmp_path):
     first, second = read_records(str(path))
     assert (first.user, first.assistant) == ("Add the numbers.\n2 and 3", "5")
     assert (second.user, second.assistant) == ("Say hi.", "Hi!")
+
+
+def test_sampling_stops_at_eos_and_the_templates_end_of_turn_marker(tiny_tokenizer):
+    from eu.generation import end_token_ids
+
+    ends = end_token_ids(tiny_tokenizer)
+    assert tiny_tokenizer.eos_token_id in ends
+    assert tiny_tokenizer.convert_tokens_to_ids("<|im_end|>") in ends
+
+
+def test_sampling_dtype_is_float32_without_a_bf16_gpu():
+    import torch
+
+    from eu.models import sampling_dtype
+
+    expected = "bfloat16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else None
+    assert sampling_dtype() == expected
