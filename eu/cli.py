@@ -8,11 +8,13 @@ import sys
 from collections.abc import Callable
 
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.utilities import rank_zero_info
 
 from eu.data.datamodule import UnlearningDataModule
 from eu.errors import EUError
 from eu.lora import check_lora_strategy
 from eu.module import UnlearningModule
+from eu.precision import default_precision
 from eu.run_folder import check_new_or_resumed, fill_run_paths
 
 
@@ -26,6 +28,10 @@ class EUCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         fill_run_paths(config["trainer"])
+        if config["trainer"].get("precision") is None:
+            precision, reason = default_precision(config["trainer"].get("accelerator"))
+            config["trainer"]["precision"] = precision
+            rank_zero_info(f"eu: precision {precision} ({reason}); --trainer.precision chooses another")
 
     def instantiate_classes(self) -> None:
         super().instantiate_classes()
