@@ -16,6 +16,7 @@ from eu.lora import check_lora_strategy
 from eu.module import UnlearningModule
 from eu.precision import default_precision
 from eu.run_folder import check_new_or_resumed, fill_run_paths
+from eu.training_progress import add_step_progress_bar
 
 
 class EUCLI(LightningCLI):
@@ -28,6 +29,7 @@ class EUCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         fill_run_paths(config["trainer"])
+        add_step_progress_bar(config["trainer"])
         if config["trainer"].get("precision") is None:
             precision, reason = default_precision(config["trainer"].get("accelerator"))
             config["trainer"]["precision"] = precision

@@ -12,41 +12,24 @@ import os
 from pathlib import Path
 from typing import Any
 
+from eu.classpath import config_entries, names_subclass
 from eu.errors import EUError
 
 CHECKPOINTS = "checkpoints"
 
 
-def _entries(value: Any) -> list[Any]:
-    if value is None or isinstance(value, bool):
-        return []
-    return list(value) if isinstance(value, list) else [value]
-
-
-def _is_checkpoint_callback(class_path: str) -> bool:
-    import importlib
-
-    from lightning.pytorch.callbacks import ModelCheckpoint
-
-    module, _, name = class_path.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError, ValueError):
-        return False
-    return isinstance(cls, type) and issubclass(cls, ModelCheckpoint)
-
-
 def fill_run_paths(trainer_config: Any) -> None:
     """Point unset logger ``save_dir`` and checkpoint ``dirpath`` at ``trainer.default_root_dir``."""
     root = trainer_config.get("default_root_dir") or os.getcwd()
-    for logger in _entries(trainer_config.get("logger")):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    for logger in config_entries(trainer_config.get("logger")):
         init_args = logger.get("init_args") if hasattr(logger, "get") else None
         if init_args is not None and "save_dir" in init_args and init_args.get("save_dir") is None:
             init_args["save_dir"] = str(root)
-    for callback in _entries(trainer_config.get("callbacks")):
-        class_path = callback.get("class_path") if hasattr(callback, "get") else None
-        init_args = callback.get("init_args") if class_path else None
-        if init_args is not None and init_args.get("dirpath") is None and _is_checkpoint_callback(class_path):
+    for callback in config_entries(trainer_config.get("callbacks")):
+        init_args = callback.get("init_args") if hasattr(callback, "get") else None
+        if init_args is not None and init_args.get("dirpath") is None and names_subclass(callback, ModelCheckpoint):
             init_args["dirpath"] = str(Path(root) / CHECKPOINTS)
 
 

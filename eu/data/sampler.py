@@ -24,6 +24,7 @@ import torch
 from eu.errors import EUError
 from eu.generation import generate_from_ids
 from eu.io import atomic_path, read_jsonl, write_jsonl_atomic, write_text_atomic
+from eu.progress import Progress
 
 PARTS_FREE = ("num_pairs",)
 """Settings a resume may change: chunks do not depend on how many rows are wanted."""
@@ -174,8 +175,6 @@ def sample_corpus(
     ``source`` (e.g. the model's name and dtype) is recorded with the settings; a resume must
     match both. An existing ``out`` sampled with the same settings is returned as it is.
     """
-    from tqdm.auto import tqdm
-
     out = Path(out)
     if check_sample_output(out, settings, source):
         return out
@@ -185,7 +184,7 @@ def sample_corpus(
     write_text_atomic(parts / "settings.json", json.dumps(record, sort_keys=True))
     seen: dict[tuple[str, str], dict[str, str]] = {}
     chunk = 0
-    bar = tqdm(total=settings.num_pairs, desc="eu sample", unit="pair", disable=not progress)
+    bar = Progress(settings.num_pairs, "sample forget corpus", "pairs", enabled=progress)
     while len(seen) < settings.num_pairs:
         part = parts / f"chunk-{chunk:05d}.jsonl"
         if part.is_file():

@@ -20,6 +20,7 @@ from eu.eval.suites import (
     user_templates_suite,
 )
 from eu.generation import generate_from_ids
+from eu.progress import Progress
 from eu.prompts import chat_prompt_ids
 
 
@@ -75,18 +76,20 @@ def needs_judge(suites: dict[str, list[dict[str, Any]]]) -> bool:
 
 
 def generate_responses(
-    model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: int, batch_size: int
+    model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: int, batch_size: int, desc: str = "generate"
 ) -> list[tuple[list[int], list[int]]]:
     """Greedy ``(prompt_ids, response_ids)`` per prompt; batches are formed by length to save padding."""
     encoded = [chat_prompt_ids(tokenizer, p) for p in prompts]
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
     out: list[Any] = [None] * len(prompts)
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        for i, resp in zip(
-            idx, generate_from_ids(model, tokenizer, [encoded[i] for i in idx], max_new_tokens), strict=True
-        ):
-            out[i] = (encoded[i], resp)
+    with Progress(len(prompts), desc, "prompts") as progress:
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            for i, resp in zip(
+                idx, generate_from_ids(model, tokenizer, [encoded[i] for i in idx], max_new_tokens), strict=True
+            ):
+                out[i] = (encoded[i], resp)
+            progress.update(len(idx))
     return out
 
 
@@ -148,7 +151,8 @@ def run_suites(
     try:
         for name, items in suites.items():
             mine = [(i, it) for i, it in enumerate(items) if i % world_size == rank]
-            pairs = generate_responses(model, tokenizer, [it["prompt"] for _, it in mine], max_new_tokens, batch_size)
+            prompts = [it["prompt"] for _, it in mine]
+            pairs = generate_responses(model, tokenizer, prompts, max_new_tokens, batch_size, f"evaluate {name}")
             records = []
             for (index, item), (prompt_ids, resp_ids) in zip(mine, pairs, strict=True):
                 record = {
