@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 
@@ -21,32 +22,34 @@ def _duration(seconds: float) -> str:
     return f"{minutes} min {seconds:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
+@dataclass
 class Progress:
     """Counts ``total`` units of work named ``desc``; use as a context manager, call :meth:`update`."""
 
-    def __init__(
-        self,
-        total: int,
-        desc: str,
-        unit: str = "it",
-        every_s: float = 30.0,
-        stream: TextIO | None = None,
-        enabled: bool = True,
-        initial: int = 0,
-    ) -> None:
-        self.total, self.desc, self.unit, self.every_s = max(int(total), 0), desc, unit, every_s
-        self.enabled = enabled
-        self.stream = stream if stream is not None else sys.stderr
-        self.done = self._last_done = self._initial = initial
+    total: int
+    desc: str
+    unit: str = "it"
+    every_s: float = 30.0
+    """Seconds between plain lines (a line also comes after every tenth of the work)."""
+    stream: TextIO | None = None
+    """Where progress goes; standard error by default."""
+    enabled: bool = True
+    initial: int = 0
+    """Units already done (a resumed run)."""
+
+    def __post_init__(self) -> None:
+        self.total = max(int(self.total), 0)
+        self.stream = self.stream if self.stream is not None else sys.stderr
+        self.done = self._last_done = self.initial
         self._start = self._last_time = time.monotonic()
         self.postfix = ""
         self._bar: Any = None
-        if not enabled:
+        if not self.enabled:
             return
         if self.stream.isatty():
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=self.total, desc=desc, unit=unit, file=self.stream, initial=initial)
+            self._bar = tqdm(total=self.total, desc=self.desc, unit=self.unit, file=self.stream, initial=self.initial)
         else:
             self._line()
 
@@ -85,8 +88,8 @@ class Progress:
         elapsed = time.monotonic() - self._start
         share = f" ({100 * self.done // self.total}%)" if self.total else ""
         text = f"eu: {self.desc}: {self.done}/{self.total} {self.unit}{share}, {_duration(elapsed)} elapsed"
-        if self._initial < self.done < self.total:
-            rate = elapsed / (self.done - self._initial)
+        if self.initial < self.done < self.total:
+            rate = elapsed / (self.done - self.initial)
             text += f", about {_duration(rate * (self.total - self.done))} left"
         if self.postfix:
             text += f"; {self.postfix}"

@@ -33,7 +33,8 @@ class StepProgressBar(ProgressBar):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else 0
         enabled = self._enabled and trainer.is_global_zero
-        self._progress = Progress(total, "fit", "steps", self.every_s, enabled=enabled, initial=trainer.global_step)
+        start = trainer.global_step
+        self._progress = Progress(total, "fit", "steps", every_s=self.every_s, enabled=enabled, initial=start)
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int

@@ -106,11 +106,18 @@ def test_model_names_that_are_no_alias_still_resolve(workdir, tiny_path):
     assert resolve_model("random-llama-3.2-1b") == resolve_model("tiny-llama")
 
 
-def test_empty_forget_corpus(workdir, capsys):
-    empty = workdir / "tests/data/empty.jsonl"
-    empty.write_text("")
-    code = _fit(f"--data.forget.path={empty}")
-    _assert_failed_cleanly(code, capsys, workdir, "data.forget.path", "empty.jsonl", "add at least one example")
+@pytest.mark.parametrize(
+    ("stream", "name", "content", "needles"),
+    [
+        ("forget", "empty.jsonl", "", ("data.forget.path", "empty.jsonl", "add at least one example")),
+        ("retain", "data.txt", "user: a\nassistant: b\n", ("data.txt", "unsupported file type '.txt'", ".jsonl, .csv")),
+    ],
+    ids=["empty-forget-corpus", "unsupported-file-type"],
+)
+def test_bad_data_file_names_the_file_and_what_to_do(workdir, capsys, stream, name, content, needles):
+    path = workdir / "tests/data" / name
+    path.write_text(content)
+    _assert_failed_cleanly(_fit(f"--data.{stream}.path={path}"), capsys, workdir, *needles)
 
 
 def test_sample_num_pairs_zero(workdir, capsys):
@@ -221,13 +228,6 @@ def test_val_examples_not_below_dataset_size(workdir, capsys):
     _assert_failed_cleanly(
         code, capsys, workdir, "data.retain.val_examples=200", "has 200 usable examples", "below 200"
     )
-
-
-def test_unsupported_file_type_names_file_and_supported_types(workdir, capsys):
-    text = workdir / "tests/data/data.txt"
-    text.write_text("user: a\nassistant: b\n")
-    code = _fit(f"--data.retain.path={text}")
-    _assert_failed_cleanly(code, capsys, workdir, "data.txt", "unsupported file type '.txt'", ".jsonl, .csv, .parquet")
 
 
 def test_missing_spreadsheet_is_a_missing_file_not_a_dataset_name(workdir, capsys):
