@@ -143,6 +143,22 @@ def _chat(argv: list[str]) -> int:
     return _function_command("eu.commands.evaluate", "chat", argv)
 
 
+def _attack(argv: list[str]) -> int:
+    """``eu attack relearn``: the relearning attack (the only attack so far)."""
+    from jsonargparse import CLI
+
+    usage = "usage: eu attack relearn --model M --examples N[,N...] --steps S (see 'eu attack relearn --help')"
+    if argv[:1] in (["-h"], ["--help"]):
+        print(usage)
+        return 0
+    if argv[:1] != ["relearn"]:
+        raise EUError(f"unknown attack {argv[0]!r}; {usage}" if argv else usage)
+    from eu.commands.attack import relearn
+
+    CLI(relearn, args=argv[1:], prog="eu attack relearn", as_positional=False)
+    return 0
+
+
 def _judge_check(argv: list[str]) -> int:
     from eu.eval.judges.check import main
 
@@ -156,6 +172,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "export": _export,
     "sample": _sample,
     "data": _data,
+    "attack": _attack,
 }
 EXTRA_HELP = "eu's own subcommands: " + ", ".join(f"eu {c}" for c in COMMANDS) + " (run 'eu CMD --help')."
 

