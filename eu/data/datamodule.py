@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from eu.data.mixing import StepPlan, StreamPlanner, epoch_permutation
 from eu.data.packing import first_fit_decreasing, pack_rows, round_up
-from eu.data.records import Fields, read_records
+from eu.data.records import Fields, is_preference, read_stream
 from eu.data.sampler import SampleSettings
 from eu.data.self_generated import ModelLoader, ensure_corpus
 from eu.data.sources import resolve_source
@@ -59,7 +59,12 @@ class StreamData:
 
 
 def _supervised(examples: TokenizedExamples, index: list[int]) -> int:
-    return int(sum(int(examples.lengths[i]) - int(examples.prompt_lengths[i]) for i in index))
+    return sum(examples.supervised(i) for i in index)
+
+
+def _sequences(examples: TokenizedExamples, index: list[int]) -> int:
+    """Sequences with a supervised token (a preference pair counts two)."""
+    return sum(len(examples.sequences(i)) for i in index if examples.supervised(i) > 0)
 
 
 def collate_stream(
@@ -178,9 +183,14 @@ class UnlearningDataModule(L.LightningDataModule):
             cfg = self.stream_configs[name]
             try:
                 source = resolve_source(cfg.path, self._self_generated if name == "forget" else None)
-                records = read_records(source, cfg.fields, cfg.split)
+                records = read_stream(source, cfg.fields, cfg.split)
             except EUError as err:
                 raise EUError(f"data.{name}.path: {err}") from None
+            if name == "retain" and is_preference(records):
+                raise EUError(
+                    f"data.retain.path: {cfg.path} holds preference pairs (chosen/rejected); they belong in "
+                    "data.forget for eu.objectives.DPO, retain data needs one response per prompt"
+                )
             examples = tokenize_cached(tokenizer, records, cfg.block_length)
             if len(examples) == 0:
                 raise EUError(
@@ -233,7 +243,7 @@ class UnlearningDataModule(L.LightningDataModule):
         data = self.data[name]
         world = len(plan.rows)
         all_examples = [i for r in range(world) for i in plan.examples(r)]
-        n_seq = sum(1 for i in all_examples if _supervised(data.train, [i]) > 0)
+        n_seq = _sequences(data.train, all_examples)
         n_tgt = _supervised(data.train, all_examples)
         return collate_stream(
             data.train,
@@ -282,7 +292,7 @@ class UnlearningDataModule(L.LightningDataModule):
                 data, members = self.data[name], c[s % len(c)]
                 rows = first_fit_decreasing([int(data.val.lengths[i]) for i in members], data.config.block_length)
                 rows = [[members[j] for j in row] for row in rows]
-                n_seq = sum(1 for i in members if _supervised(data.val, [i]) > 0)
+                n_seq = _sequences(data.val, members)
                 step[name] = collate_stream(
                     data.val,
                     rows,
@@ -336,7 +346,8 @@ class UnlearningDataModule(L.LightningDataModule):
 def examples_digest(examples: TokenizedExamples) -> str:
     """sha256 of the token ids and prompt lengths of ``examples`` (their order included)."""
     h = hashlib.sha256()
-    for part in (examples.tokens, examples.offsets, examples.prompt_lengths):
+    parts = (examples.tokens, examples.offsets, examples.prompt_lengths)
+    for part in parts if examples.pair_split is None else (*parts, examples.pair_split):
         h.update(part.to(torch.int64).numpy().tobytes())
     return h.hexdigest()
 

@@ -2,12 +2,14 @@
 
 ``eu:harmful/answers`` names the answers of pyrit's ``many_shot_examples.json`` that the dataset
 itself grades harmful. EU does not need them (it forgets self-generated text); gradient ascent
-and NPO do. The harmful and jailbreak evaluation suites use other prompts (HarmBench, AdvBench).
+and NPO do. Beware: 140 of its 283 prompts are HarmBench test behaviours, which the harmful and
+jailbreak evaluation suites also sample from (see docs/baselines.md).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,17 +39,24 @@ def load_many_shot(path: str | Path | None = None) -> list[dict[str, Any]]:
     return data
 
 
-def prepare(out_dir: Path | None = None, source: str | Path | None = None) -> Path:
-    """Write ``harmful-answers.jsonl`` (``user``/``assistant`` rows) into the cache and return its path."""
-    out_dir = Path(out_dir) if out_dir else cache_dir() / "forget" / f"harmful-v{VERSION}"
-    path = out_dir / "harmful-answers.jsonl"
+def cached_jsonl(path: Path, rows: Callable[[], list[dict[str, Any]]]) -> Path:
+    """Write ``rows()`` to ``path`` once, atomically and under the cache lock; return ``path``."""
     if not path.is_file():
         with cache_lock(path):
             if not path.is_file():  # another process may have written it meanwhile
-                rows = [
-                    {"user": ex["user"], "assistant": ex["assistant"]}
-                    for ex in load_many_shot(source)
-                    if graded_harmful(ex)
-                ]
-                write_jsonl_atomic(path, rows)
+                write_jsonl_atomic(path, rows())
     return path
+
+
+def harmful_examples(source: str | Path | None = None) -> list[dict[str, Any]]:
+    """The many-shot examples whose answers the dataset grades harmful."""
+    return [ex for ex in load_many_shot(source) if graded_harmful(ex)]
+
+
+def prepare(out_dir: Path | None = None, source: str | Path | None = None) -> Path:
+    """Write ``harmful-answers.jsonl`` (``user``/``assistant`` rows) into the cache and return its path."""
+    out_dir = Path(out_dir) if out_dir else cache_dir() / "forget" / f"harmful-v{VERSION}"
+    return cached_jsonl(
+        out_dir / "harmful-answers.jsonl",
+        lambda: [{"user": ex["user"], "assistant": ex["assistant"]} for ex in harmful_examples(source)],
+    )

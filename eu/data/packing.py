@@ -2,7 +2,8 @@
 
 Positions restart at 0 for each example. Hugging Face decoders given ``position_ids`` and no
 attention mask build a block-diagonal causal mask from those restarts, so no token attends
-across an example boundary. Padding is its own segment and carries no loss.
+across an example boundary. Padding is its own segment and carries no loss. A preference pair
+(see :mod:`eu.data.tokenized`) is two sequences side by side in one row, chosen then rejected.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ def pack_rows(
     """Build a packed batch: ``rows[r]`` lists the example indices placed in row ``r``.
 
     Returns ``input_ids``, ``position_ids``, ``targets`` (next token where it is a response
-    token, else ``IGNORE_INDEX``) and ``sequence_index`` (example number within the batch,
-    -1 on padding), each ``[num_rows, width]``.
+    token, else ``IGNORE_INDEX``) and ``sequence_index`` (sequence number within the batch,
+    -1 on padding), each ``[num_rows, width]``. For preference pairs also ``pairs``
+    (``[num_pairs, 2]``): the sequence numbers of each pair's chosen and rejected sequence.
     """
     n_rows = num_rows if num_rows is not None else len(rows)
     input_ids = torch.full((n_rows, width), pad_id, dtype=torch.long)
@@ -52,8 +54,7 @@ def pack_rows(
     seq = 0
     for r, members in enumerate(rows):
         col = 0
-        for i in members:
-            ids, n_prompt = examples.example(i)
+        for ids, n_prompt in (sequence for i in members for sequence in examples.sequences(i)):
             n = len(ids)
             if col + n > width:
                 raise ValueError(f"row {r} overflows its width {width}")
@@ -66,12 +67,15 @@ def pack_rows(
             seq += 1
             col += n
         position_ids[r, col:] = torch.arange(width - col)
-    return {
+    batch = {
         "input_ids": input_ids,
         "position_ids": position_ids,
         "targets": targets,
         "sequence_index": sequence_index,
     }
+    if examples.pair_split is not None:
+        batch["pairs"] = torch.arange(seq).reshape(-1, 2)
+    return batch
 
 
 def round_up(n: int, multiple: int) -> int:

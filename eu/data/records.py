@@ -1,7 +1,8 @@
 """Read chat examples from files or Hugging Face datasets into ``(system, user, assistant)``.
 
 Files (JSON, JSONL, CSV, Parquet) and dataset names are read through ``datasets``. JSON files
-are parsed here first so that a syntax error names the file and line.
+are parsed here first so that a syntax error names the file and line. Rows with ``chosen`` and
+``rejected`` responses are preference pairs (:class:`PreferenceRecord`, for DPO).
 """
 
 from __future__ import annotations
@@ -48,6 +49,33 @@ class Fields:
     system: str | None = None
     """Optional field with a system prompt; a record's ``system`` field is used when present.
     An empty value renders an empty system turn, a missing or null one none."""
+
+
+PREFERENCE_FIELDS = ("chosen", "rejected")
+# Fields holding the prompt of a preference row when ``fields.user`` is unset, in order of preference.
+PREFERENCE_PROMPTS = ("prompt", "user", "user_text", "instruction", "question", "query")
+
+
+@dataclass(frozen=True)
+class PreferenceRecord:
+    """One prompt with a preferred (``chosen``) and a dispreferred (``rejected``) response."""
+
+    user: str
+    chosen: str
+    rejected: str
+    system: str | None = None
+
+    def records(self) -> tuple[ChatRecord, ChatRecord]:
+        """The chosen and the rejected conversation; both share the prompt."""
+        return (
+            ChatRecord(user=self.user, assistant=self.chosen, system=self.system),
+            ChatRecord(user=self.user, assistant=self.rejected, system=self.system),
+        )
+
+
+def is_preference(records: list[ChatRecord] | list[PreferenceRecord]) -> bool:
+    """Whether ``records`` (from :func:`read_stream`) are preference pairs."""
+    return bool(records) and isinstance(records[0], PreferenceRecord)
 
 
 def is_local(source: str) -> bool:
@@ -154,24 +182,72 @@ def _location(source: str, index: int) -> str:
     return f"{source}: record {index + 1}"
 
 
+def _rows(source: str, split: str) -> list[dict[str, Any]]:
+    rows = load_table(source, split)
+    if not rows:
+        raise _no_records(source)
+    return rows
+
+
+def _user(row: dict[str, Any], fields: Fields, source: str, index: int) -> str:
+    """The user turn: stripped, with the ``input`` field joined by one newline, as the reference builds it."""
+    user = _text(row, fields.user, source, index, role="user").strip()
+    extra = _text(row, fields.input, source, index).strip()
+    return f"{user}\n{extra}".strip() if extra else user
+
+
+def _response(row: dict[str, Any], field: str | None, source: str, index: int) -> str:
+    """A non-blank response (nothing to train on otherwise)."""
+    text = _text(row, field, source, index, role="assistant").strip()
+    if not text:
+        raise _empty_turn(source, index, "assistant", field)
+    return text
+
+
+def _chat_records(rows: list[dict[str, Any]], fields: Fields, source: str) -> list[ChatRecord]:
+    resolved = _resolve_fields(fields, rows[0], source)
+    return [
+        ChatRecord(
+            user=_user(row, resolved, source, i),
+            assistant=_response(row, resolved.assistant, source, i),
+            system=_system(row, resolved.system),
+        )
+        for i, row in enumerate(rows)
+    ]
+
+
+def _preference_records(rows: list[dict[str, Any]], fields: Fields, source: str) -> list[PreferenceRecord]:
+    user = fields.user or next((f for f in PREFERENCE_PROMPTS if f in rows[0]), None)
+    if user is None:
+        raise EUError(
+            f"{source}: preference records need a prompt field ({', '.join(PREFERENCE_PROMPTS)}) beside "
+            f"chosen and rejected (record has {sorted(rows[0])}); set fields.user in the data config"
+        )
+    resolved = Fields(user=user, input=fields.input, system=fields.system)
+    records = []
+    for i, row in enumerate(rows):
+        for name in PREFERENCE_FIELDS:
+            if row.get(name) is not None and not isinstance(row[name], str):
+                raise EUError(f"{_location(source, i)}: {name!r} must be the response text, not a list of messages")
+        chosen, rejected = (_response(row, name, source, i) for name in PREFERENCE_FIELDS)
+        records.append(PreferenceRecord(_user(row, resolved, source, i), chosen, rejected, _system(row, fields.system)))
+    return records
+
+
 def read_records(source: str, fields: Fields | None = None, split: str = "train") -> list[ChatRecord]:
     """Read ``source`` into chat records, mapping fields as configured or auto-detected.
 
     Every record needs a non-blank response; a blank one is refused with its file and line.
     """
-    rows = load_table(source, split)
-    if not rows:
-        raise _no_records(source)
-    resolved = _resolve_fields(fields or Fields(), rows[0], source)
-    records = []
-    for i, row in enumerate(rows):
-        # stripped and joined with one newline, as the reference builds the user turn
-        user = _text(row, resolved.user, source, i, role="user").strip()
-        extra = _text(row, resolved.input, source, i).strip()
-        if extra:
-            user = f"{user}\n{extra}".strip()
-        assistant = _text(row, resolved.assistant, source, i, role="assistant").strip()
-        if not assistant:  # nothing to train on
-            raise _empty_turn(source, i, "assistant", resolved.assistant)
-        records.append(ChatRecord(user=user, assistant=assistant, system=_system(row, resolved.system)))
-    return records
+    return _chat_records(_rows(source, split), fields or Fields(), source)
+
+
+def read_stream(
+    source: str, fields: Fields | None = None, split: str = "train"
+) -> list[ChatRecord] | list[PreferenceRecord]:
+    """:func:`read_records`, or preference pairs when the rows have ``chosen`` and ``rejected`` fields
+    (and ``fields.assistant`` is unset): ``prompt`` (or another user field), ``chosen``, ``rejected``."""
+    rows, fields = _rows(source, split), fields or Fields()
+    if fields.assistant is None and all(name in rows[0] for name in PREFERENCE_FIELDS):
+        return _preference_records(rows, fields, source)
+    return _chat_records(rows, fields, source)

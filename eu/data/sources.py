@@ -3,6 +3,7 @@
 - a ``.jsonl``/``.json``/``.csv``/``.parquet`` file or a Hugging Face dataset name: as given;
 - ``eu:DOMAIN/SPLIT`` (``eu:math/train``, ``eu:medicine/test``): a built-in domain, written once to the cache;
 - ``eu:harmful/answers``: harmful questions with harmful answers (targeted-unlearning baselines);
+- ``eu:harmful/preferences``: the same questions, a refusal chosen over the harmful answer (DPO);
 - ``self-generated``: the forget corpus the model being unlearned writes itself, sampled once.
 """
 
@@ -34,6 +35,10 @@ def resolve_source(source: str, self_generated: Callable[[], Path] | None = None
         from eu.data.harmful_answers import prepare as prepare_harmful
 
         return str(prepare_harmful())
+    if spec == "harmful/preferences":
+        from eu.data.harmful_preferences import prepare as prepare_preferences
+
+        return str(prepare_preferences())
     if "/" not in spec:
         raise EUError(f"{source!r}: write built-in data as eu:DOMAIN/SPLIT, e.g. eu:math/train")
     from eu.domains import prepare
