@@ -1,9 +1,10 @@
 """Built-in forget data for targeted-unlearning baselines: harmful questions with harmful answers.
 
 ``eu:harmful/answers`` names the answers of pyrit's ``many_shot_examples.json`` that the dataset
-itself grades harmful. EU does not need them (it forgets self-generated text); gradient ascent
-and NPO do. Beware: 140 of its 283 prompts are HarmBench test behaviours, which the harmful and
-jailbreak evaluation suites also sample from (see docs/baselines.md).
+itself grades harmful, minus every prompt the evaluation suites may ask (HarmBench and AdvBench
+behaviours, see :mod:`eu.data.harmful_prompts`): 140 of its 283 harmful prompts are HarmBench
+test behaviours. EU does not need them (it forgets self-generated text); gradient ascent, NPO
+and DPO do.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from eu.errors import EUError
 from eu.io import cache_dir, cache_lock, write_jsonl_atomic
 
-VERSION = "1"
+VERSION = "2"  # 2: prompts of the evaluation suites held out
 MANY_SHOT = "pyrit/datasets/jailbreak/many_shot_examples.json"
 
 
@@ -48,9 +49,18 @@ def cached_jsonl(path: Path, rows: Callable[[], list[dict[str, Any]]]) -> Path:
     return path
 
 
-def harmful_examples(source: str | Path | None = None) -> list[dict[str, Any]]:
-    """The many-shot examples whose answers the dataset grades harmful."""
-    return [ex for ex in load_many_shot(source) if graded_harmful(ex)]
+def harmful_examples(source: str | Path | None = None, exclude: set[str] | None = None) -> list[dict[str, Any]]:
+    """The many-shot examples whose answers the dataset grades harmful, without the prompts in ``exclude``.
+
+    For the built-in asset (``source`` unset) ``exclude`` defaults to every prompt the
+    evaluation suites may ask.
+    """
+    from eu.data.harmful_prompts import evaluation_prompts, normalise
+
+    if exclude is None and source is None:
+        exclude = evaluation_prompts()
+    held_out = {normalise(p) for p in exclude or ()}
+    return [ex for ex in load_many_shot(source) if graded_harmful(ex) and normalise(str(ex["user"])) not in held_out]
 
 
 def prepare(out_dir: Path | None = None, source: str | Path | None = None) -> Path:

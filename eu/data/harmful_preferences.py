@@ -18,7 +18,7 @@ from typing import Any
 from eu.data.harmful_answers import cached_jsonl, harmful_examples
 from eu.io import cache_dir
 
-VERSION = "1"
+VERSION = "2"  # 2: prompts of the evaluation suites held out (eu.data.harmful_answers)
 """Raise when the templates or the rows change, so that cached files are rebuilt."""
 
 REFUSALS = (
