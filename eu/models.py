@@ -80,16 +80,17 @@ def sampling_dtype() -> str | None:
     return "bfloat16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else None
 
 
-def check_attn_implementation(value: str) -> None:
+def check_attn_implementation(value: str | None) -> None:
     """Raise a clear ``EUError`` for an attention implementation eu cannot keep packed examples apart with."""
-    if value not in ATTENTION:
+    if value is not None and value not in ATTENTION:
         raise EUError(f"model.attn_implementation must be one of {', '.join(ATTENTION)}, got {value!r}")
 
 
 def load_model(
-    name: str, dtype: str | None = None, trust_remote_code: bool = False, attn_implementation: str = "sdpa"
+    name: str, dtype: str | None = None, trust_remote_code: bool = False, attn_implementation: str | None = None
 ) -> Any:
-    """An ``AutoModelForCausalLM`` for ``name`` in ``dtype`` (``None`` keeps float32) with ``attn_implementation``."""
+    """An ``AutoModelForCausalLM`` for ``name`` in ``dtype`` (``None`` keeps float32) with ``attn_implementation``
+    (``None``: the family's default, SDPA where it supports it and eager otherwise, e.g. Gemma-2)."""
     from transformers import AutoModelForCausalLM
 
     check_dtype(dtype)
@@ -98,7 +99,8 @@ def load_model(
         from eu.tiny import random_llama
 
         model = random_llama(seed=0, dtype=DTYPES[dtype or "float32"], **RANDOM_MODELS[name])
-        model.set_attn_implementation(attn_implementation)
+        if attn_implementation is not None:
+            model.set_attn_implementation(attn_implementation)
         return model
     path = resolve_model(name)
     try:
@@ -106,7 +108,7 @@ def load_model(
             path,
             dtype=DTYPES[dtype or "float32"],
             trust_remote_code=trust_remote_code,
-            attn_implementation=attn_implementation,
+            **({"attn_implementation": attn_implementation} if attn_implementation else {}),
         )
     except OSError as err:
         hint = "" if Path(path).exists() else " (no such local folder; is the hub reachable?)"

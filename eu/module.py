@@ -41,7 +41,7 @@ class UnlearningModule(L.LightningModule):
         lr_schedule: str = "linear",
         warmup_steps: int = 0,
         gradient_checkpointing: bool = False,
-        attn_implementation: str = "sdpa",
+        attn_implementation: str | None = None,
         lora: LoraOptions | None = None,
     ) -> None:
         """
@@ -57,7 +57,8 @@ class UnlearningModule(L.LightningModule):
             warmup_steps: learning-rate warm-up steps (0 in the reference recipe).
             gradient_checkpointing: recompute decoder activations in backward to save memory.
             attn_implementation: ``sdpa``, ``eager``, ``flex_attention`` or ``flash_attention_2``/``_3``;
-                each keeps packed examples from attending to one another.
+                each keeps packed examples from attending to one another. Unset: the model family's
+                default (SDPA where the family supports it, eager otherwise, e.g. Gemma-2).
             lora: train low-rank adapters instead of all weights (needs ``peft``).
         """
         check_dtype(dtype)  # before anything is loaded

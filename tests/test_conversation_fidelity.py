@@ -137,3 +137,34 @@ def test_sampling_dtype_is_float32_without_a_bf16_gpu():
 
     expected = "bfloat16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else None
     assert sampling_dtype() == expected
+
+
+def test_eu_sample_then_fit_on_a_tiny_gemma2_with_a_system_less_template(workdir, tiny_tokenizer):
+    """The Gemma-2 family end to end: soft-capped logits, no system role, sample then train."""
+    import torch
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    from eu.data.records import read_records
+
+    from conftest import ROOT, run_eu
+
+    tok = copy.deepcopy(tiny_tokenizer)
+    tok.chat_template = NO_SYSTEM_TEMPLATE
+    sizes = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4)
+    config = Gemma2Config(
+        vocab_size=len(tok), num_key_value_heads=2, head_dim=8, final_logit_softcapping=30.0, **sizes
+    )
+    config.pad_token_id, config.bos_token_id, config.eos_token_id = tok.pad_token_id, 1, tok.eos_token_id
+    torch.manual_seed(0)
+    model_dir = workdir / "tiny-gemma2"
+    Gemma2ForCausalLM(config).save_pretrained(model_dir)
+    tok.save_pretrained(model_dir)
+
+    corpus = workdir / "forget.jsonl"
+    sample = ["--num_pairs=6", "--batch_size=6", "--user_tokens=8", "--answer_tokens=8", "--device=cpu"]
+    assert run_eu("sample", f"--model={model_dir}", f"--out={corpus}", *sample) == 0
+    assert all(r.system is None for r in read_records(str(corpus)))
+    fit = ["--trainer.max_steps=2", "--trainer.limit_val_batches=0", "--trainer.enable_progress_bar=false"]
+    data = [f"--data.forget.path={corpus}", "--data.forget.val_examples=0", "--data.retain.val_examples=0"]
+    assert run_eu("fit", "-c", str(ROOT / "configs" / "tiny.yaml"), f"--model.model={model_dir}", *data, *fit) == 0
+    assert (workdir / "runs/tiny/checkpoints/last.ckpt").is_file()
