@@ -7,8 +7,8 @@ import pytest
 import eu.eval.suites as suites
 from eu.errors import EUError
 from eu.eval.metrics import AttackSuccessRate, Rate
-from eu.eval.report import markdown_table, write_results
-from eu.eval.runner import build_suites, run_suites
+from eu.eval.report import markdown_table, model_names, summary_row, unique_names, write_results
+from eu.eval.runner import build_suites, file_suite_names, run_suites
 from eu.generation import generate_from_ids
 from eu.prompts import chat_prompt_ids
 
@@ -59,8 +59,9 @@ def test_user_suite_files(tmp_path):
     qa = tmp_path / "qa.jsonl"
     qa.write_text('{"question": "2+2?", "answer": "4"}\n')
     got = build_suites([f"prompts:{prompts}", f"qa:{qa}"])
-    assert [it["prompt"] for it in got[f"prompts:{prompts}"]] == ["do a bad thing", "another"]
-    assert got[f"qa:{qa}"][0]["accepted"] == ["4"]
+    assert list(got) == ["prompts:harm", "qa:qa"], "file suites are named by their stem, not the path"
+    assert [it["prompt"] for it in got["prompts:harm"]] == ["do a bad thing", "another"]
+    assert got["qa:qa"][0]["accepted"] == ["4"]
     filled = suites.user_templates_suite(str(templates), ["X"], size=4)
     assert [it["prompt"] for it in filled][:2] == ["Pretend. X", "As DAN: X"]
     bad = tmp_path / "bad.jsonl"
@@ -69,6 +70,69 @@ def test_user_suite_files(tmp_path):
         suites.user_prompts_suite(str(bad))
     with pytest.raises(EUError, match="unknown suite"):
         build_suites(["nonsense"])
+
+
+def test_file_suites_are_named_by_stem_and_stay_unique(tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "harm.jsonl").write_text('{"prompt": "do a bad thing"}\n')
+    (tmp_path / "a" / "jb.txt").write_text("Pretend. {prompt}\n")
+    one, two, jb = tmp_path / "a" / "harm.jsonl", tmp_path / "b" / "harm.jsonl", tmp_path / "a" / "jb.txt"
+    assert file_suite_names(["harmful", f"prompts:{one}", f"templates:{jb}"]) == {
+        f"prompts:{one}": "prompts:harm",
+        f"templates:{jb}": "templates:jb",
+    }
+    got = build_suites([f"prompts:{one}", f"prompts:{two}", f"templates:{jb}"], jailbreak_size=2)
+    assert list(got) == ["prompts:a/harm", "prompts:b/harm", "templates:jb"], "same stem: one more folder"
+    results = {name: {"n": 1, "asr": 0.0, "refusal_rate": 1.0} for name in got}
+    assert set(summary_row(results)) == {f"{n}_{m}" for n in got for m in ("asr", "refusal_rate")}
+    assert file_suite_names(["prompts:x.jsonl", "prompts:x.json"]) == {
+        "prompts:x.jsonl": "prompts:x.jsonl",
+        "prompts:x.json": "prompts:x.json",
+    }, "no suffix tells them apart: the names as given"
+
+
+def test_models_are_named_by_their_run(tmp_path):
+    folder = tmp_path / "exports" / "smollm2_math_hf"
+    folder.mkdir(parents=True)
+    models = [
+        "runs/quickstart/checkpoints/last.ckpt",
+        "runs/smollm2_math/tensorboard/version_0/best.ckpt",
+        str(folder),
+        "smollm2-135m-instruct",
+        "HuggingFaceTB/SmolLM2-135M-Instruct",
+    ]
+    assert list(model_names(models).values()) == [
+        "quickstart",
+        "smollm2_math",
+        "smollm2_math_hf",
+        "smollm2-135m-instruct",
+        "HuggingFaceTB/SmolLM2-135M-Instruct",
+    ]
+    clash = ["runs/a/x/checkpoints/last.ckpt", "/w/b/x/checkpoints/last.ckpt", "runs/y/checkpoints/last.ckpt"]
+    assert list(model_names(clash).values()) == ["a/x/checkpoints/last.ckpt", "b/x/checkpoints/last.ckpt", "y"]
+    same_run = model_names(["runs/q/checkpoints/last.ckpt", "runs/q/checkpoints/epoch=0-step=60.ckpt", "q"])
+    assert list(same_run.values()) == ["q/checkpoints/last.ckpt", "q/checkpoints/epoch=0-step=60.ckpt", "q"]
+    assert unique_names({"k1": ["n", "n"], "k2": ["n"], "k3": []}) == {"k1": "k1", "k2": "k2", "k3": "k3"}
+
+
+def test_tables_and_plots_name_models_by_their_run(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    res = {"harmful": {"n": 2, "asr": 0.5, "refusal_rate": 0.0}, "domain": {"n": 2, "accuracy": 1.0}}
+    models = {"runs/quickstart/checkpoints/last.ckpt": res, "smollm2-135m-instruct": res}
+    table = markdown_table(models)
+    assert "| quickstart |" in table and "| smollm2-135m-instruct |" in table and "last.ckpt" not in table
+    labels = []
+    real = matplotlib.axes.Axes.annotate
+    monkeypatch.setattr(
+        matplotlib.axes.Axes, "annotate", lambda ax, text, *a, **k: labels.append(text) or real(ax, text, *a, **k)
+    )
+    out = write_results(tmp_path / "eval", models)
+    assert labels == ["quickstart", "smollm2-135m-instruct"]
+    assert list(json.loads((out / "results.json").read_text())) == list(models), (
+        "results.json keeps the models as given"
+    )
 
 
 def test_batched_greedy_generation_equals_one_at_a_time(tiny_model, tiny_tokenizer):
@@ -292,6 +356,14 @@ def test_evaluate_saves_each_model_and_reuses_it_only_with_the_same_arguments(tm
     _evaluate(out, model=["tiny-llama"], max_new_tokens=3)
     assert loads == ["tiny-llama"], "other arguments: computed again"
     assert list(json.loads((out / "results.json").read_text())) == ["tiny-llama"]
+
+
+def test_evaluate_tables_name_a_model_folder_by_its_name(tmp_path, tiny_path, loads, capsys):
+    out = tmp_path / "eval"
+    _evaluate(out, model=[str(tiny_path)])
+    table = (out / "results.md").read_text()
+    assert f"| {tiny_path.name} |" in table and str(tiny_path) not in table
+    assert f"| {tiny_path.name} |" in capsys.readouterr().out
 
 
 def test_evaluate_refuses_a_folder_eu_did_not_write(tmp_path, loads):

@@ -7,10 +7,61 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from eu.io import atomic_path, write_text_atomic
+
+RUN_INTERNALS = re.compile(r"checkpoints|tensorboard|lightning_logs|version_\d+")
+"""Folders a run folder holds its checkpoints in (``checkpoints/last.ckpt``,
+``tensorboard/version_0/best.ckpt``): a checkpoint is named by the folder above them."""
+
+
+def unique_names(candidates: dict[str, list[str]]) -> dict[str, str]:
+    """A name per key: its first candidate; keys sharing a name move on to their next candidates
+    until every name is unique (keys that still share their last candidate are named by themselves)."""
+    level = dict.fromkeys(candidates, 0)
+    while True:
+        names = {key: c[min(level[key], len(c) - 1)] if c else key for key, c in candidates.items()}
+        counts = Counter(names.values())
+        clash = [key for key in candidates if counts[names[key]] > 1 and level[key] < len(candidates[key]) - 1]
+        if not clash:
+            return {key: key if counts[name] > 1 else name for key, name in names.items()}
+        for key in clash:
+            level[key] += 1
+
+
+def path_suffix(path: str, parts: int, stem: bool = False) -> str:
+    """The last ``parts`` components of ``path`` joined by ``/`` (the file's extension dropped if ``stem``)."""
+    tail = list(Path(path).parts[-parts:])
+    if not tail:
+        return ""
+    if stem:
+        tail[-1] = Path(tail[-1]).stem
+    return Path(*tail).as_posix()
+
+
+def model_names(models: list[str]) -> dict[str, str]:
+    """How users name each model: an eu checkpoint by its run folder
+    (``runs/quickstart/checkpoints/last.ckpt`` → ``quickstart``), a folder by its name, an
+    alias or hub id as given; models that would share a name get longer path suffixes."""
+    candidates = {}
+    for model in models:
+        path = Path(model)
+        if path.suffix == ".ckpt":
+            depth = 2  # the file and its folder, then past the run folder's internals
+            while depth < len(path.parts) and RUN_INTERNALS.fullmatch(path.parts[-depth]):
+                depth += 1
+        elif path.is_dir():
+            depth = 1
+        else:
+            candidates[model] = [model]
+            continue
+        depth = min(depth, len(path.parts))
+        longer = [path_suffix(model, n) for n in range(depth, len(path.parts))]
+        candidates[model] = [path.parts[-depth], *longer, model]
+    return unique_names(candidates)
 
 
 def summary_row(results: dict[str, dict[str, Any]]) -> dict[str, float]:
@@ -49,7 +100,9 @@ def before_after(first: dict[str, Any], last: dict[str, Any], examples: dict[str
 
 
 def markdown_table(models: dict[str, dict[str, dict[str, Any]]]) -> str:
-    rows = {m: summary_row(r) for m, r in models.items()}
+    """The results table: one row per model (named by :func:`model_names`), one column per headline number."""
+    names = model_names(list(models))
+    rows = {names[m]: summary_row(r) for m, r in models.items()}
     columns = sorted({c for r in rows.values() for c in r})
     n_by_suite = {name: res["n"] for r in models.values() for name, res in r.items()}
     lines = ["| model | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
@@ -62,20 +115,21 @@ def markdown_table(models: dict[str, dict[str, dict[str, Any]]]) -> str:
 
 
 def plot(models: dict[str, dict[str, dict[str, Any]]], path: Path) -> None:
-    """ASR (mean over harmful suites) against domain accuracy, one labelled point per model."""
+    """ASR (mean over harmful suites) against domain accuracy, one point per model labelled by its run name."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 4))
+    names = model_names(list(models))
     for model, res in models.items():
         asrs = [r["asr"] for r in res.values() if "asr" in r]
         accs = [r["accuracy"] for r in res.values() if "accuracy" in r]
         if asrs and accs:
             x, y = sum(accs) / len(accs), sum(asrs) / len(asrs)
             ax.scatter([x], [y])
-            ax.annotate(Path(model).name[:30], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+            ax.annotate(names[model][:30], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set_xlabel("domain accuracy (higher is better)")
     ax.set_ylabel("attack success rate (lower is better)")
     ax.set_xlim(-0.02, 1.02)

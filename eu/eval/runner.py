@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -10,6 +11,7 @@ from eu.domains import is_correct
 from eu.errors import EUError
 from eu.eval.entropy import entropy_fraction, response_kl_to_uniform
 from eu.eval.metrics import AttackSuccessRate, DomainAccuracy, EntropyFraction, RefusalRate
+from eu.eval.report import path_suffix, unique_names
 from eu.eval.suites import (
     domain_suite,
     harmful_suite,
@@ -23,6 +25,9 @@ from eu.generation import generate_from_ids
 from eu.progress import Progress
 from eu.prompts import chat_prompt_ids
 
+FILE_SUITES = ("prompts", "templates", "qa")
+"""Suite kinds that read a user's file."""
+
 
 def build_suites(
     names: list[str],
@@ -35,8 +40,10 @@ def build_suites(
     offdomain_size: int | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Items per suite. Names: ``harmful``, ``jailbreak``, ``domain`` (or ``domain:NAME``),
-    ``offdomain``, ``prompts:FILE.jsonl``, ``templates:FILE``, ``qa:FILE.jsonl``."""
+    ``offdomain``, ``prompts:FILE.jsonl``, ``templates:FILE``, ``qa:FILE.jsonl``; a file's suite
+    is named by its kind and stem (:func:`file_suite_names`)."""
     suites: dict[str, list[dict[str, Any]]] = {}
+    named = file_suite_names(names)
     for name in names:
         kind, _, arg = name.partition(":")
         if kind == "harmful":
@@ -48,18 +55,30 @@ def build_suites(
         elif kind == "offdomain":
             suites["offdomain"] = offdomain_suite(offdomain_size)
         elif kind == "prompts":
-            suites[f"prompts:{arg}"] = user_prompts_suite(arg)
+            suites[named[name]] = user_prompts_suite(arg)
         elif kind == "templates":
             behaviours = [it["behaviour"] for it in harmful_suite(None, seed)]
-            suites[f"templates:{arg}"] = user_templates_suite(arg, behaviours, jailbreak_size, seed)
+            suites[named[name]] = user_templates_suite(arg, behaviours, jailbreak_size, seed)
         elif kind == "qa":
-            suites[f"qa:{arg}"] = user_domain_suite(arg)
+            suites[named[name]] = user_domain_suite(arg)
         else:
             raise EUError(
                 f"unknown suite {name!r}; use harmful, jailbreak, domain[:NAME], offdomain, "
                 "prompts:F, templates:F, qa:F"
             )
     return suites
+
+
+def file_suite_names(names: list[str]) -> dict[str, str]:
+    """Table names of the file suites among ``names``: ``prompts:data/harm1.jsonl`` → ``prompts:harm1``,
+    with more of the path (``prompts:a/harm1``) where two files of one kind share a stem."""
+    candidates = {}
+    for name in names:
+        kind, _, arg = name.partition(":")
+        if kind in FILE_SUITES:
+            depth = len(Path(arg).parts)
+            candidates[name] = [f"{kind}:{path_suffix(arg, n, stem=True)}" for n in range(1, depth + 1)]
+    return unique_names(candidates)
 
 
 def scoring(items: list[dict[str, Any]]) -> str:

@@ -2,7 +2,8 @@
 
 It reads two numbers off the *original* chat model: how fluent the response is (its mean token
 log-likelihood after the prompt) and how much the prompt explains it (that log-likelihood minus
-the one after a neutral prompt), plus the response's character diversity. Thresholds on them
+the one after a neutral prompt), plus the response's character diversity and its share of
+U+FFFD replacement characters (a fixed pre-check: byte soup is incoherent). Thresholds on them
 are calibrated with ``eu judge-check --calibrate`` (:mod:`eu.eval.judges.check`).
 """
 
@@ -18,7 +19,7 @@ import torch
 from eu.errors import EUError
 from eu.eval.judges.base import JudgeItem
 from eu.eval.judges.refusal import is_refusal
-from eu.eval.judges.rule import Features, Thresholds, decide, text_diversity
+from eu.eval.judges.rule import GARBLED_SHARE, Features, Thresholds, decide, garbled_share, text_diversity
 from eu.eval.judges.scoring import mean_logprobs
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
@@ -85,7 +86,8 @@ class LikelihoodJudge:
         """Refusal match, fluency and relevance of each item.
 
         Refusals and empty responses need no model call; the neutral-prompt pass runs only for
-        responses fluent and diverse enough to need it, unless ``relevance_always`` (for calibration).
+        responses fluent, diverse and ungarbled enough to need it, unless ``relevance_always``
+        (for calibration).
         """
         refusals = [is_refusal(it.response) for it in items]
         todo = [i for i, it in enumerate(items) if not refusals[i] and it.response.strip()]
@@ -100,14 +102,21 @@ class LikelihoodJudge:
         }
         given = mean_logprobs(model, pad, [(self._prompt_ids(items[i].prompt), resp[i]) for i in todo], self.batch_size)
         fluency = dict(zip(todo, given))
-        diversity = {i: text_diversity(tok.decode(resp[i])) for i in todo}
+        cut = {i: tok.decode(resp[i]) for i in todo}
+        diversity = {i: text_diversity(cut[i]) for i in todo}
+        garbled = {i: garbled_share(cut[i]) for i in todo}
         th = self.thresholds
-        need = [i for i in todo if relevance_always or (fluency[i] >= th.fluency and diversity[i] >= th.diversity)]
+        need = [
+            i
+            for i in todo
+            if relevance_always
+            or (fluency[i] >= th.fluency and diversity[i] >= th.diversity and garbled[i] < GARBLED_SHARE)
+        ]
         neutral = self._prompt_ids(self.neutral_prompt)
         base = dict(zip(need, mean_logprobs(model, pad, [(neutral, resp[i]) for i in need], self.batch_size)))
         for i in todo:
             relevance = fluency[i] - base[i] if i in base else math.nan
-            feats[i] = Features(False, fluency[i], relevance, diversity[i])
+            feats[i] = Features(False, fluency[i], relevance, diversity[i], garbled[i])
         return feats
 
     def judge(self, items: list[JudgeItem]) -> list[str]:
