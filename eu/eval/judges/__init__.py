@@ -14,7 +14,7 @@ from eu.eval.judges.base import LABELS, Judge, JudgeItem, attack_success_rate
 from eu.eval.judges.hf import ClassifierJudge, GuardJudge
 from eu.eval.judges.likelihood import CALIBRATION_FILE, DEFAULT_MODEL, NEUTRAL_PROMPT, LikelihoodJudge
 from eu.eval.judges.refusal import REFUSAL_PATTERNS, REFUSAL_WINDOW, is_refusal
-from eu.eval.judges.rule import Features, Thresholds, calibrate, decide, text_diversity
+from eu.eval.judges.rule import Features, Thresholds, calibrate, decide, garbled_share, text_diversity
 from eu.eval.judges.scoring import mean_logprobs, token_logprobs
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "decide",
     "is_refusal",
     "mean_logprobs",
+    "garbled_share",
     "text_diversity",
     "token_logprobs",
 ]
