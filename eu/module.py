@@ -159,7 +159,7 @@ class UnlearningModule(L.LightningModule):
 
     def _stop_if_non_finite(self, what: str, values: dict[str, torch.Tensor]) -> None:
         """Stop ``fit`` (on every rank) before a non-finite value can reach the weights or a checkpoint."""
-        finite = all(bool(torch.isfinite(v).all()) for v in values.values())
+        finite = bool(torch.stack([torch.isfinite(v).all() for v in values.values()]).all())  # one host sync
         if self.trainer.strategy.reduce_boolean_decision(finite, all=True):
             return
         shown = ", ".join(f"{k}={float(v.detach().float().norm()):.6g}" for k, v in values.items())
@@ -171,14 +171,9 @@ class UnlearningModule(L.LightningModule):
         )
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        norms = [
-            torch.linalg.vector_norm(p.grad.detach().float())
-            for group in optimizer.param_groups
-            for p in group["params"]
-            if p.grad is not None
-        ]
-        if norms:
-            self._stop_if_non_finite("gradient", {"grad_norm": torch.linalg.vector_norm(torch.stack(norms))})
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if grads:
+            self._stop_if_non_finite("gradient", {"grad_norm": torch.nn.utils.get_total_norm(grads)})
 
     def _eval_step(self, batch: dict[str, dict[str, torch.Tensor]], prefix: str) -> None:
         losses = self._losses(batch)

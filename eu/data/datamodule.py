@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import sys
 from collections.abc import Iterator
@@ -56,6 +57,11 @@ class StreamData:
     config: StreamConfig
     train: TokenizedExamples
     val: TokenizedExamples
+
+    @functools.cached_property
+    def digest(self) -> str:
+        """sha256 of the training examples, hashed once and stored in every checkpoint's data plan."""
+        return examples_digest(self.train)
 
 
 def _supervised(examples: TokenizedExamples, index: list[int]) -> int:
@@ -322,7 +328,7 @@ class UnlearningDataModule(L.LightningDataModule):
                 "tokens_per_step": data.config.tokens_per_step,
                 "block_length": data.config.block_length,
                 "val_examples": data.config.val_examples,
-                "examples_sha256": examples_digest(data.train),
+                "examples_sha256": data.digest,
             }
         return plan
 
