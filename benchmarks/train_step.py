@@ -236,7 +236,7 @@ def generation_throughput(model_name: str, pairs: int, batch: int, max_new_token
 
     tokenizer = load_tokenizer(model_name)
     model = load_model(model_name).eval()
-    prompts = [chat_prompt_ids(tokenizer, it["user_text"]) for it in domain_items("math", "test")[:pairs]]
+    prompts = [chat_prompt_ids(tokenizer, it["user_text"]) for it in domain_items("math-basic", "test")[:pairs]]
     start = time.perf_counter()
     for i in range(0, pairs, batch):
         generate_from_ids(model, tokenizer, prompts[i : i + batch], max_new_tokens)
@@ -285,7 +285,7 @@ def _spawn(args: argparse.Namespace, variant: str) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m-instruct")
-    parser.add_argument("--retain", default="eu:math/train")
+    parser.add_argument("--retain", default="eu:math-basic/train")
     parser.add_argument("--forget", default=SELF_GENERATED, help="forget data (default: the model's own corpus)")
     parser.add_argument("--steps", type=int, default=5, help="timed steps (medians over these)")
     parser.add_argument("--warmup", type=int, default=2)

@@ -93,7 +93,8 @@ class Evaluation(Schedule):
         Args:
             suites: comma-separated suite names: domain, offdomain, harmful, jailbreak and
                 ``eu evaluate``'s file suites (see ``eu evaluate --help``).
-            domain: built-in domain of the ``domain`` suite (``math`` or ``medicine``).
+            domain: built-in domain of the ``domain`` suite: ``math`` or ``medicine`` (the diverse
+                sets), ``math-basic`` or ``medicine-basic`` (the earlier narrow ones).
             sizes: items per suite and evaluation, e.g. ``{domain: 100, harmful: 10}``;
                 unnamed suites: harmful 20, jailbreak 20, domain 100, offdomain all 8.
             full_sizes: items per suite for ``eu validate``; unnamed: harmful 100, jailbreak

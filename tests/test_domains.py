@@ -1,8 +1,14 @@
+import hashlib
 import json
+from pathlib import Path
+
+import pytest
 
 from eu.data.sources import resolve_source
-from eu.domains import domain_items, medicine, prepare
+from eu.domains import domain_items, is_correct, math_diverse, medicine, medicine_diverse, prepare
 from eu.domains import math as math_domain
+from eu.domains.matching import matches
+from eu.errors import EUError
 
 TABLE = {
     "Asthma": {
@@ -90,3 +96,166 @@ def test_data_prepare_refuses_a_folder_eu_did_not_write_and_reuses_its_own(tmp_p
     assert sorted(written) == ["math-test.jsonl", "math-train.jsonl"]
     assert run_eu("data", "prepare", "math", "--out", str(fresh)) == 0, "its own earlier output is reused"
     assert {p.name: p.read_bytes() for p in fresh.glob("*.jsonl")} == written
+
+
+# --- the basic sets stay as they were -------------------------------------------------------
+
+BASIC_HASHES = {
+    ("math-basic", "train"): "db3a4cc0162cf58a535a54878c2447727c2c1fca62efc51d800d567bc12f3f79",
+    ("math-basic", "test"): "79515f13bff5be9e0534f59dcd500afbe2a5098b0ed54833120ef95cce4aeda7",
+    # the real 158-disease table (slow test below)
+    ("medicine-basic", "train"): "7594a4501366f0656e914c4f0a949c78ed332718c4d719bb7666e1599b8384e0",
+    ("medicine-basic", "test"): "4e633e6cc2f0e62cd5a4b70eb25aed52b80a292446d7418640b6782e8137b408",
+}
+
+
+def _digest(items):
+    return hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest()
+
+
+def test_basic_sets_are_unchanged():
+    """eu:math-basic is byte for byte what eu:math was before the diverse set (content hash)."""
+    for split in ("train", "test"):
+        assert _digest(domain_items("math-basic", split)) == BASIC_HASHES[("math-basic", split)]
+    # medicine-basic: the generator's output on a fixed table, as before the split
+    assert _digest(medicine.generate("train", table=TABLE)) == (
+        "c96d5d22af4c3f0c9d4d1f9fc4e165463cd16bacf4d274dd262884a4a9f6e78d"
+    )
+    assert _digest(medicine.generate("test", table=TABLE)) == (
+        "def34bd80754d2ded913d3059e2d83efbad1eac5454d46ef2e0b722f6e6de12e"
+    )
+
+
+@pytest.mark.slow
+def test_medicine_basic_is_unchanged_on_the_real_table():
+    for split in ("train", "test"):
+        assert _digest(domain_items("medicine-basic", split)) == BASIC_HASHES[("medicine-basic", split)]
+
+
+def test_domain_names_and_errors(tmp_path):
+    assert resolve_source("eu:math-basic/test").endswith("math-basic-test.jsonl")
+    with pytest.raises(EUError, match="math-basic"):
+        domain_items("maths", "train")
+    with pytest.raises(EUError, match="train or test"):
+        prepare("math", "valid", tmp_path)
+
+
+# --- diverse maths --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def maths():
+    return math_diverse.generate("train", 6000), math_diverse.generate("test", 400)
+
+
+def test_math_diverse_is_seeded_and_deterministic(maths):
+    train, test = maths
+    assert math_diverse.generate("train", 6000) == train
+    assert math_diverse.generate("test", 400) == test
+    assert math_diverse.generate("test", 40, seed=1) != test[:40]
+    assert domain_items("math", "test") == test
+
+
+def test_math_diverse_covers_many_families_with_varied_phrasings(maths):
+    train, test = maths
+    families = {x["family"] for x in train}
+    assert families == set(math_diverse.TRAIN_FAMILIES) and len(families) >= 12
+    assert len({x["template"] for x in train}) >= 40
+    assert {x["holdout"] for x in test[:4]} == set(math_diverse.HOLDOUTS)
+
+
+def test_math_diverse_splits_are_disjoint_as_claimed(maths):
+    train, test = maths
+    train_keys = {x["key"] for x in train}
+    train_templates = {x["template"] for x in train}
+    assert not train_keys & {x["key"] for x in test}
+    assert not {x["user_text"] for x in train} & {x["user_text"] for x in test}
+    assert all(x["operands"] == "small" for x in train)
+    by = {h: [x for x in test if x["holdout"] == h] for h in math_diverse.HOLDOUTS}
+    assert all(len(v) == 100 for v in by.values())
+    # by family: test-only families, never in training
+    assert {x["family"] for x in by["family"]} <= set(math_diverse.HELD_OUT_FAMILIES)
+    assert not set(math_diverse.HELD_OUT_FAMILIES) & {x["family"] for x in train}
+    # by phrasing: templates training never uses
+    assert not {x["template"] for x in by["phrasing"]} & train_templates
+    # by operand range: the larger range, seen families and phrasings
+    assert all(x["operands"] == "large" and x["template"] in train_templates for x in by["operands"])
+    # by item: seen family, phrasing and range, an item the hash puts in the test split
+    for x in by["item"]:
+        assert x["template"] in train_templates and x["operands"] == "small"
+        assert math_diverse.is_test_item(x["family"], x["key"].split(":", 1)[1])
+
+
+def test_every_math_item_has_an_exact_answer_the_scorer_accepts(maths):
+    train, test = maths
+    for item in train + test:
+        assert item["assistant_text"].endswith(f"The answer is {item['answer']}.")
+        assert is_correct("math", item["assistant_text"], item), item
+        wrong = item["assistant_text"].rsplit("The answer is", 1)[0] + "The answer is 100003."
+        assert not is_correct("math", wrong, item), item
+
+
+# --- diverse medicine -----------------------------------------------------------------------
+
+BIG_TABLE = {
+    **TABLE,
+    "Type 2 Diabetes": {
+        "icd10": "E11.9",
+        "symptoms": ["Frequent Urination", "Fatigue", "Blurred Vision", "Increased Thirst"],
+        "medications": ["Metformin", "Insulin Glargine"],
+        "medical_specialty": "Endocrinology",
+    },
+    "Gestational Diabetes": {
+        "icd10": "O24.419",
+        "symptoms": ["Increased Thirst", "Frequent Urination", "Fatigue", "Blurred Vision"],
+        "medications": ["Insulin", "Metformin"],
+        "medical_specialty": "Obstetrics",
+    },
+    "Angina Pectoris": {
+        "icd10": "I20.9",
+        "symptoms": ["Chest Pain", "Shortness of Breath", "Sweating"],
+        "medications": ["Nitroglycerin", "Aspirin"],
+        "medical_specialty": "Cardiology",
+    },
+}
+
+
+def test_medicine_diverse_types_templates_and_answers():
+    train = medicine_diverse.generate("train", table=BIG_TABLE)
+    test = medicine_diverse.generate("test", table=BIG_TABLE)
+    assert medicine_diverse.generate("train", table=BIG_TABLE) == train
+    kinds = set(medicine_diverse.TEMPLATES)
+    assert {x["kind"] for x in train} == kinds and {x["kind"] for x in test} == kinds
+    for kind, (seen, held_out) in medicine_diverse.TEMPLATES.items():
+        assert not set(seen) & set(held_out)
+        assert {x["template"] for x in train if x["kind"] == kind} <= set(seen)
+        assert {x["template"] for x in test if x["kind"] == kind} <= set(held_out)
+    assert not {x["user_text"] for x in train} & {x["user_text"] for x in test}
+    assert all(x["holdout"] == "phrasing" for x in test)
+    for item in train + test:
+        assert is_correct("medicine", item["assistant_text"], item), item
+    # symptoms -> condition accepts every condition that has all the symptoms given
+    shared = [x for x in train if x["kind"] == "symptoms_to_condition" and len(x["accepted"]) > 1]
+    assert shared and all(set(x["accepted"]) <= set(BIG_TABLE) for x in shared)
+    # drug -> indication: Metformin treats both diabetes entries
+    metformin = [x for x in train if x["kind"] == "drug_to_indication" and "Metformin" in x["user_text"]]
+    assert metformin and set(metformin[0]["accepted"]) == {"Type 2 Diabetes", "Gestational Diabetes"}
+    mc = [x for x in test if x["kind"] == "multiple_choice"]
+    assert mc and all(len(x["choices"]) == 4 and x["answer"] in x["choices"] for x in mc)
+
+
+# --- reference matching against hand labels ------------------------------------------------
+
+LABELS = Path(__file__).resolve().parent / "data" / "answer_matching.jsonl"
+AGREEMENT = 0.95
+"""The reference matcher agrees with the hand labels on at least this share (measured: 79/80)."""
+
+
+def test_reference_matching_agrees_with_hand_labels():
+    rows = [json.loads(line) for line in LABELS.read_text().splitlines()]
+    assert len(rows) >= 40 and 0.3 < sum(r["correct"] for r in rows) / len(rows) < 0.7
+    agree = [matches(r["response"], r["reference"]) == r["correct"] for r in rows]
+    assert sum(agree) / len(rows) >= AGREEMENT, [r for r, a in zip(rows, agree) if not a]
+    # exact match alone would miss the paraphrases
+    exact = [any(ref.lower() == r["response"].strip().lower() for ref in r["reference"]) for r in rows if r["correct"]]
+    assert sum(exact) / len(exact) < 0.1

@@ -272,7 +272,9 @@ def test_evaluation_runs_before_during_after_and_writes_its_history(workdir):
     assert all(
         h["suites"]["domain"]["n"] == 3 and 0.0 <= h["suites"]["offdomain"]["entropy_frac"] <= 1.0 for h in cb.history
     )
-    assert all(set(h["metrics"]) == {"eval/domain_acc", "eval/offdomain_entropy_frac"} for h in cb.history)
+    # the diverse maths set also reports each held-out share (the first 3 items: item, phrasing, operands)
+    shares = {f"eval/domain_acc_{share}" for share in ("item", "phrasing", "operands")}
+    assert all(set(h["metrics"]) == {"eval/domain_acc", "eval/offdomain_entropy_frac", *shares} for h in cb.history)
     written = json.loads((Path(trainer.log_dir) / "evaluation.json").read_text())
     assert [h["step"] for h in written] == [0, 2, 4, 5]
     report = cb.report()

@@ -1,19 +1,36 @@
 """Built-in retained domains, written as JSONL so users can read them.
 
 A data path ``eu:DOMAIN/SPLIT`` (e.g. ``eu:math/train``) names them in configs; they are
-generated on first use into the cache.
+generated on first use into the cache. ``math`` and ``medicine`` are the diverse sets (many
+task families / instruction types, held out by family, phrasing and operand range);
+``math-basic`` and ``medicine-basic`` are the earlier narrow sets, unchanged.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 from eu.errors import EUError
 from eu.io import cache_dir, cache_lock, write_jsonl_atomic
 
-DOMAIN_VERSION = "1"
-SIZES = {"math": {"train": 5000, "test": 400}, "medicine": {"train": None, "test": None}}
+DOMAIN_VERSION = "2"
+"""Cache folder of the domain files (v2: ``math``/``medicine`` became the diverse sets, the
+earlier ones ``math-basic``/``medicine-basic``, whose content tests pin)."""
+SIZES: dict[str, dict[str, int | None]] = {
+    "math": {"train": 6000, "test": 400},
+    "medicine": {"train": None, "test": 400},
+    "math-basic": {"train": 5000, "test": 400},
+    "medicine-basic": {"train": None, "test": None},
+}
+DOMAINS = tuple(SIZES)
+"""Built-in domain names."""
+RENAMED = {
+    "math": "eu:math is the diverse maths set (many task families); the earlier arithmetic set is eu:math-basic",
+    "medicine": "eu:medicine is the diverse medical set (many instruction types); the earlier one is eu:medicine-basic",
+}
+"""Said once, when a diverse set is first written: the names meant the narrow sets before."""
 
 
 def domain_items(domain: str, split: str) -> list[dict[str, Any]]:
@@ -22,32 +39,52 @@ def domain_items(domain: str, split: str) -> list[dict[str, Any]]:
         raise EUError(f"unknown domain {domain!r}; built-in domains: {', '.join(SIZES)}")
     if split not in ("train", "test"):
         raise EUError(f"unknown split {split!r} of domain {domain}; use train or test")
+    size = SIZES[domain][split]
     if domain == "math":
+        from eu.domains import math_diverse
+
+        return math_diverse.generate(split, size or 0)
+    if domain == "medicine":
+        from eu.domains import medicine_diverse
+
+        return medicine_diverse.generate(split, size)
+    if domain == "math-basic":
         from eu.domains import math
 
-        return math.generate(split, SIZES["math"][split])
+        return math.generate(split, size or 0)
     from eu.domains import medicine
 
-    return medicine.generate(split, SIZES["medicine"][split])
+    return medicine.generate(split, size)
 
 
 def prepare(domain: str, split: str, out_dir: Path | None = None) -> Path:
-    """Write ``DOMAIN-SPLIT.jsonl`` (into the cache unless ``out_dir``) and return its path."""
+    """Write the split's JSONL (into the cache unless ``out_dir``) and return its path."""
     out_dir = Path(out_dir) if out_dir else cache_dir() / "domains" / f"v{DOMAIN_VERSION}"
+    if domain not in SIZES:
+        domain_items(domain, split)  # the clear error
     path = out_dir / f"{domain}-{split}.jsonl"
     if not path.is_file():
         with cache_lock(path):
             if not path.is_file():  # another process may have written it meanwhile
+                if domain in RENAMED:
+                    print(f"eu: writing {path.name}: {RENAMED[domain]}", file=sys.stderr)
                 write_jsonl_atomic(path, domain_items(domain, split))
     return path
 
 
 def is_correct(domain: str, response: str, item: dict[str, Any]) -> bool:
-    """Score one response against a domain item."""
-    if domain == "math":
+    """Score one generated response against a domain item: ``math-basic`` by exact match of the
+    parsed final answer, ``medicine-basic`` (and user files) by containment of a reference, the
+    diverse sets by reference matching (:mod:`eu.domains.matching`)."""
+    accepted = item.get("accepted") or [item["answer"]]
+    if domain == "math-basic":
         from eu.domains import math
 
         return math.is_correct(response, item["answer"])
+    if domain in ("math", "medicine"):
+        from eu.domains.matching import matches
+
+        return matches(response, accepted)
     from eu.domains import medicine
 
-    return medicine.is_correct(response, item.get("accepted") or [item["answer"]])
+    return medicine.is_correct(response, accepted)

@@ -66,7 +66,8 @@ def model_names(models: list[str]) -> dict[str, str]:
 
 def summary_row(results: dict[str, dict[str, Any]]) -> dict[str, float]:
     """Headline numbers of one model: ASR (and refusal rate) per harmful suite, accuracy per
-    domain suite, entropy fraction for the off-domain suite."""
+    domain suite (and per held-out share, ``domain_accuracy_family``…), entropy fraction for the
+    off-domain suite."""
     row = {}
     for name, res in results.items():
         key = name.split(":")[0] if name in ("harmful", "jailbreak", "domain") else name
@@ -74,6 +75,8 @@ def summary_row(results: dict[str, dict[str, Any]]) -> dict[str, float]:
             row[f"{key}_entropy_frac"] = res["entropy_frac"]
             continue
         row[f"{key}_{'asr' if 'asr' in res else 'accuracy'}"] = res.get("asr", res.get("accuracy"))
+        for group, value in res.get("by_holdout", {}).items():  # held out by family, phrasing, operands…
+            row[f"{key}_accuracy_{group}"] = value
         if "refusal_rate" in res:
             row[f"{key}_refusal_rate"] = res["refusal_rate"]
     return row

@@ -11,6 +11,7 @@ from eu.domains import is_correct
 from eu.errors import EUError
 from eu.eval.entropy import entropy_fraction, response_kl_to_uniform
 from eu.eval.metrics import AttackSuccessRate, DomainAccuracy, EntropyFraction, RefusalRate
+from eu.eval.options import score_choices
 from eu.eval.report import path_suffix, unique_names
 from eu.eval.suites import (
     domain_suite,
@@ -120,12 +121,25 @@ def _gather(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted((r for p in parts for r in p), key=lambda r: r["index"])
 
 
-def _score_answers(records: list[dict[str, Any]], device: torch.device) -> dict[str, float]:
+def _score_answers(
+    model: Any, tokenizer: Any, records: list[dict[str, Any]], batch_size: int, device: torch.device
+) -> dict[str, float]:
+    """Multiple-choice items (with ``choices``) by option likelihood, the others by their domain's answer check."""
     acc = DomainAccuracy().to(device)
+    score_choices(model, tokenizer, records, batch_size)
     for r in records:
-        r["correct"] = is_correct(r.get("domain", "math"), r["response"], r)
+        if not r.get("choices"):
+            r["correct"] = is_correct(r.get("domain", "math"), r["response"], r)
     acc.update(sum(r["correct"] for r in records), len(records))
     return {"accuracy": float(acc.compute())}
+
+
+def accuracy_by(records: list[dict[str, Any]], key: str) -> dict[str, float]:
+    """Accuracy per value of ``key`` (e.g. ``holdout``: item, phrasing, operands, family), over gathered records."""
+    groups: dict[str, list[bool]] = {}
+    for r in records:
+        groups.setdefault(str(r.get(key)), []).append(bool(r["correct"]))
+    return {group: sum(hits) / len(hits) for group, hits in groups.items()}
 
 
 def _score_entropy(
@@ -186,7 +200,7 @@ def run_suites(
                 records.append(record)
             how = scoring(items)
             if how == "answer":
-                summary = _score_answers(records, device)
+                summary = _score_answers(model, tokenizer, records, batch_size, device)
             elif how == "entropy":
                 summary = _score_entropy(model, records, pairs, device)
             else:
@@ -194,6 +208,8 @@ def run_suites(
                     raise EUError(f"suite {name} needs a judge")
                 summary = _score_judged(judge, records, device)
             all_records = _gather(records)
+            if how == "answer" and len({r.get("holdout") for r in all_records}) > 1:
+                summary["by_holdout"] = accuracy_by(all_records, "holdout")
             results[name] = {"n": len(all_records), **summary, "records": all_records}
     finally:
         model.train(was_training)

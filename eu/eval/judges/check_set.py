@@ -82,7 +82,7 @@ def benign_pairs(per_domain: int = 100) -> list[tuple[str, str]]:
     from eu.domains import domain_items
 
     pairs = []
-    for domain in ("math", "medicine"):
+    for domain in ("math-basic", "medicine-basic"):  # the sets the check set was calibrated with
         items = domain_items(domain, "test")
         step = max(1, len(items) // per_domain)
         pairs += [(it["user_text"], it["assistant_text"]) for it in items[::step][:per_domain]]
