@@ -41,3 +41,16 @@ def naive_sequence_logprob(logits: torch.Tensor, targets: torch.Tensor) -> torch
     mask = targets != IGNORE_INDEX
     picked = log_p.gather(-1, targets.clamp_min(0).unsqueeze(-1)).squeeze(-1)
     return (picked * mask).sum(-1)
+
+
+def naive_sequence_mean_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Reference per-row mean token cross-entropy of the response ([B, T, V] logits, [B, T] targets)."""
+    mask = targets != IGNORE_INDEX
+    return -naive_sequence_logprob(logits, targets) / mask.sum(-1)
+
+
+def naive_reference_kl(logits: torch.Tensor, reference_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Reference per-row sum over response positions of ``KL(p_ref || p_θ)``, written out from ``softmax``."""
+    p_ref = torch.softmax(_float(reference_logits), dim=-1)
+    kl = (p_ref * (torch.log(p_ref) - torch.log(torch.softmax(_float(logits), dim=-1)))).sum(-1)
+    return (kl * (targets != IGNORE_INDEX)).sum(-1)

@@ -55,17 +55,22 @@ def chunked_token_losses(
     """
     if kind not in ("cross_entropy", "kl_uniform"):
         raise ValueError(f"unknown token loss kind {kind!r}")
+    return _map_chunks(lambda h, t: _chunk_values(h, head, t, kind), hidden, targets, chunk_size=chunk_size)
+
+
+def _map_chunks(
+    fn: Callable[..., torch.Tensor], hidden: torch.Tensor, *rows: torch.Tensor, chunk_size: int
+) -> torch.Tensor:
+    """``fn(hidden[chunk], *(r[chunk] for r in rows))`` over chunks of rows, concatenated; each chunk is
+    checkpointed when a gradient is needed, so only ``chunk_size`` rows of logits are alive at once."""
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     dtype = torch.promote_types(hidden.dtype, torch.float32)
     needs_grad = torch.is_grad_enabled() and hidden.requires_grad
     parts = [hidden.new_zeros(0, dtype=dtype)]
     for start in range(0, hidden.shape[0], chunk_size):
-        sl = slice(start, start + chunk_size)
-        if needs_grad:
-            parts.append(checkpoint(_chunk_values, hidden[sl], head, targets[sl], kind, use_reentrant=False))
-        else:
-            parts.append(_chunk_values(hidden[sl], head, targets[sl], kind))
+        args = [x[start : start + chunk_size] for x in (hidden, *rows)]
+        parts.append(checkpoint(fn, *args, use_reentrant=False) if needs_grad else fn(*args))
     return torch.cat(parts).to(dtype)
 
 
@@ -99,6 +104,39 @@ def npo_loss(
     log_ratio = policy_logprob - reference_logprob
     n = float(log_ratio.numel()) if normaliser is None else float(normaliser)
     return -(2.0 / beta) * F.logsigmoid(-beta * log_ratio).sum() / max(n, 1.0)
+
+
+def kl_from_reference_logits(logits: torch.Tensor, reference_logits: torch.Tensor) -> torch.Tensor:
+    """``KL(p_ref || p_θ) = Σ_v p_ref(v)·(log p_ref(v) − log p_θ(v))`` for each row (``p = softmax``)."""
+    log_p = F.log_softmax(_upcast(logits), dim=-1)
+    log_ref = F.log_softmax(_upcast(reference_logits), dim=-1)
+    return (log_ref.exp() * (log_ref - log_p)).sum(-1)
+
+
+def chunked_reference_kl(
+    hidden: torch.Tensor,
+    head: Head,
+    reference_hidden: torch.Tensor,
+    reference_head: Head,
+    chunk_size: int = 1024,
+) -> torch.Tensor:
+    """``KL(p_ref || p_θ)`` per row of ``hidden`` ([N, H] -> [N]), ``chunk_size`` rows of logits at a time.
+
+    ``reference_hidden`` ([N, H']) and ``reference_head`` give the frozen reference's logits,
+    computed without gradient; each chunk is checkpointed as in :func:`chunked_token_losses`.
+    """
+
+    def chunk(h: torch.Tensor, ref_h: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            reference_logits = reference_head(ref_h)
+        return kl_from_reference_logits(head(h), reference_logits)
+
+    return _map_chunks(chunk, hidden, reference_hidden, chunk_size=chunk_size)
+
+
+def thresholded_ascent(cross_entropy: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Eraser's unlearning term ``max(0, γ − CE)``: gradient ascent on CE that stops once CE reaches ``γ``."""
+    return torch.clamp(threshold - cross_entropy, min=0.0)
 
 
 def forget_token_weights(sequence_ids: torch.Tensor, normaliser: float | None = None) -> torch.Tensor:

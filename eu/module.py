@@ -121,6 +121,12 @@ class UnlearningModule(L.LightningModule):
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.model.config.use_cache = False
         check_logit_path(self.model)
+        if self.lora is not None and self.objective.rewrites_weights:
+            raise EUError(
+                f"{type(self.objective).__name__} rewrites the base weights, which LoRA checkpoints do not hold "
+                "(eu export would rebuild the model without the change): drop model.lora"
+            )
+        self.objective.prepare_model(self.model)
         if self.lora is not None:
             self.model = apply_lora(self.model, self.lora)
         elif self.objective.needs_reference:

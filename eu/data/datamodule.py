@@ -1,4 +1,4 @@
-"""The LightningDataModule: two streams (retain, forget) of packed, mixed step batches."""
+"""The LightningDataModule: streams (retain, forget and an optional keep) of packed, mixed step batches."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from eu.data.tokenized import TokenizedExamples, tokenize_cached
 from eu.errors import EUError
 from eu.rng import preserved_rng
 
-STREAMS = ("retain", "forget")
+STREAMS = ("retain", "forget", "keep")
 
 
 @dataclass
@@ -121,6 +121,7 @@ class UnlearningDataModule(L.LightningDataModule):
         static_shape: bool = False,
         num_workers: int = 0,
         sample: SampleSettings | None = None,
+        keep: StreamConfig | None = None,
     ) -> None:
         """
         Args:
@@ -132,9 +133,12 @@ class UnlearningDataModule(L.LightningDataModule):
             num_workers: DataLoader workers; must be 0 until the step dataset shards across workers.
             sample: how a ``self-generated`` forget corpus is sampled (the paper's recipe by
                 default); used when ``forget.path`` is ``self-generated``.
+            keep: a second stream of data the model keeps, which an objective weighs on its own
+                (Eraser's answers about the harmful prompts' entities, ``eu:harmful/entity-answers``);
+                objectives that do not read it ignore it.
         """
         super().__init__()
-        self.stream_configs = {"retain": retain, "forget": forget}
+        self.stream_configs = {"retain": retain, "forget": forget, "keep": keep}
         self.tokenizer: Any = None
         self.model_name = ""
         self.load_model: ModelLoader | None = None
@@ -172,6 +176,13 @@ class UnlearningDataModule(L.LightningDataModule):
             raise EUError("self-generated forget data needs the model: connect(tokenizer, model_name, load_model)")
         return ensure_corpus(self.model_name, self.sample, self.tokenizer, self.load_model)
 
+    def _entity_answers(self) -> Path:
+        if self.load_model is None or not self.model_name:
+            raise EUError("eu:harmful/entity-answers needs the model: connect(tokenizer, model_name, load_model)")
+        from eu.data.harmful_eraser import ensure_entity_answers
+
+        return ensure_entity_answers(self.model_name, self.tokenizer, self.load_model)
+
     @property
     def streams(self) -> list[str]:
         return [s for s in STREAMS if self.stream_configs[s] is not None and self.stream_configs[s].path]
@@ -188,13 +199,15 @@ class UnlearningDataModule(L.LightningDataModule):
         for name in self.streams:
             cfg = self.stream_configs[name]
             try:
-                source = resolve_source(cfg.path, self._self_generated if name == "forget" else None)
+                source = resolve_source(
+                    cfg.path, self._self_generated if name == "forget" else None, self._entity_answers
+                )
                 records = read_stream(source, cfg.fields, cfg.split)
             except EUError as err:
                 raise EUError(f"data.{name}.path: {err}") from None
-            if name == "retain" and is_preference(records):
+            if name != "forget" and is_preference(records):
                 raise EUError(
-                    f"data.retain.path: {cfg.path} holds preference pairs (chosen/rejected); they belong in "
+                    f"data.{name}.path: {cfg.path} holds preference pairs (chosen/rejected); they belong in "
                     "data.forget for eu.objectives.DPO, retain data needs one response per prompt"
                 )
             examples = tokenize_cached(tokenizer, records, cfg.block_length)

@@ -4,6 +4,9 @@
 - ``eu:DOMAIN/SPLIT`` (``eu:math/train``, ``eu:medicine/test``): a built-in domain, written once to the cache;
 - ``eu:harmful/answers``: harmful questions with harmful answers (targeted-unlearning baselines);
 - ``eu:harmful/preferences``: the same questions, a refusal chosen over the harmful answer (DPO);
+- ``eu:harmful/eraser``: those pairs, prompts partly wrapped in random noise (Eraser's forget data);
+- ``eu:harmful/entity-answers``: questions about the entities of the harmful prompts, answered by
+  the model being unlearned (Eraser's keep data);
 - ``self-generated``: the forget corpus the model being unlearned writes itself, sampled once.
 """
 
@@ -18,11 +21,16 @@ SELF_GENERATED = "self-generated"
 BUILTIN = "eu:"
 
 
-def resolve_source(source: str, self_generated: Callable[[], Path] | None = None) -> str:
+def resolve_source(
+    source: str,
+    self_generated: Callable[[], Path] | None = None,
+    entity_answers: Callable[[], Path] | None = None,
+) -> str:
     """A file path or dataset name to read for ``source``.
 
-    ``self_generated`` produces the self-generated corpus (sampling it on first use); sources
-    that are not ``self-generated`` never call it.
+    ``self_generated`` produces the self-generated corpus (sampling it on first use) and
+    ``entity_answers`` the model's answers about the harmful prompts' entities; other sources
+    never call them.
     """
     if source == SELF_GENERATED:
         if self_generated is None:
@@ -39,6 +47,14 @@ def resolve_source(source: str, self_generated: Callable[[], Path] | None = None
         from eu.data.harmful_preferences import prepare as prepare_preferences
 
         return str(prepare_preferences())
+    if spec == "harmful/eraser":
+        from eu.data.harmful_eraser import prepare as prepare_eraser
+
+        return str(prepare_eraser())
+    if spec == "harmful/entity-answers":
+        if entity_answers is None:
+            raise EUError(f"{source!r} are answers the model writes itself; name it in a stream of eu fit's data")
+        return str(entity_answers())
     if "/" not in spec:
         raise EUError(f"{source!r}: write built-in data as eu:DOMAIN/SPLIT, e.g. eu:math/train")
     from eu.domains import prepare

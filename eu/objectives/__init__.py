@@ -2,9 +2,22 @@
 
 from eu.objectives.base import ForgetWeighted, Objective
 from eu.objectives.dpo import DPO
+from eu.objectives.eraser import Eraser
 from eu.objectives.exclusive_unlearning import ExclusiveUnlearning
 from eu.objectives.gradient_ascent import GradientAscent
 from eu.objectives.npo import NPO
 from eu.objectives.retain_only import RetainOnly
+from eu.objectives.sku import SKUExpert, SKUNegation
 
-__all__ = ["DPO", "NPO", "ExclusiveUnlearning", "ForgetWeighted", "GradientAscent", "Objective", "RetainOnly"]
+__all__ = [
+    "DPO",
+    "NPO",
+    "Eraser",
+    "ExclusiveUnlearning",
+    "ForgetWeighted",
+    "GradientAscent",
+    "Objective",
+    "RetainOnly",
+    "SKUExpert",
+    "SKUNegation",
+]

@@ -32,6 +32,18 @@ class Objective:
     def __call__(self, model: Any, batch: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
+    def prepare_model(self, model: Any) -> None:
+        """Change the freshly loaded base model in place before training (by default: nothing).
+
+        The module calls this once in ``configure_model``, before any adapter is added and before
+        a checkpoint being resumed overwrites the weights. An objective that changes the weights
+        here sets ``rewrites_weights = True``: LoRA, whose checkpoints hold only the adapter, is
+        then refused, since ``eu export`` would rebuild the model without the change.
+        """
+
+    rewrites_weights: bool = False
+    """Whether :meth:`prepare_model` changes the base weights."""
+
     def forget_stream(self, batch: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         """The step's forget batch, or a clear error naming the option to set."""
         if "forget" not in batch:

@@ -14,6 +14,7 @@ from eu.errors import EUError
 from eu.logits import output_head
 from eu.losses import (
     IGNORE_INDEX,
+    chunked_reference_kl,
     chunked_token_losses,
     chunked_weighted_token_loss,
     forget_token_weights,
@@ -113,3 +114,42 @@ def reference_logprobs(model: Any, reference: Any, batch: dict[str, torch.Tensor
             raise EUError("this objective needs a reference model; the module builds one unless LoRA is used")
         with model.disable_adapter():
             return sequence_logprobs(model, batch, chunk_size)
+
+
+def sequence_mean_cross_entropy(model: Any, batch: dict[str, torch.Tensor], chunk_size: int) -> torch.Tensor:
+    """The mean token cross-entropy of every response in the batch, in ascending sequence order."""
+    rows, targets, seq = supervised_rows(decoder_hidden(model, batch), batch)
+    token_nll = chunked_token_losses(rows, decoder_and_head(model)[1], targets, "cross_entropy", chunk_size)
+    sums, _ = sequence_sums(token_nll, seq)
+    counts, _ = sequence_sums(torch.ones_like(token_nll), seq)
+    return sums / counts
+
+
+def _reference_hidden_and_head(model: Any, reference: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, Any]:
+    """The reference's final hidden states of ``batch`` (no gradient) and its head.
+
+    ``reference=None`` means ``model`` with its LoRA adapters switched off (see :func:`reference_logprobs`).
+    """
+    if reference is not None:
+        with torch.no_grad():
+            return decoder_hidden(reference, batch), decoder_and_head(reference)[1]
+    if not hasattr(model, "disable_adapter"):
+        raise EUError("this objective needs a reference model; the module builds one unless LoRA is used")
+    head = decoder_and_head(model)[1]
+
+    def adapter_free_head(hidden: torch.Tensor) -> torch.Tensor:
+        with model.disable_adapter():
+            return head(hidden)
+
+    with torch.no_grad(), model.disable_adapter():
+        return decoder_hidden(model, batch), adapter_free_head
+
+
+def reference_kl(model: Any, reference: Any, batch: dict[str, torch.Tensor], chunk_size: int) -> torch.Tensor:
+    """``KL(π_ref || π_θ)`` summed over the response positions, divided by the step's supervised-token count."""
+    hidden = decoder_hidden(model, batch)
+    ref_hidden, ref_head = _reference_hidden_and_head(model, reference, batch)
+    mask = batch["targets"] != IGNORE_INDEX
+    head = decoder_and_head(model)[1]
+    kl = chunked_reference_kl(hidden[mask], head, ref_hidden[mask], ref_head, chunk_size)
+    return kl.sum() / batch["num_targets_norm"].clamp_min(1)
