@@ -256,13 +256,22 @@ def text_matches(response: str, reference: str) -> bool:
         if not want:
             continue
         for i in range(len(got)):
-            if got[i] != want[0]:
+            if got[i] not in want:
                 continue
-            # every content word of the reference within a short window after its first word
+            # every content word of the reference, in any order, within a short window from here
             window = _content(got[i : i + len(want) + 4])
             if all(w in window for w in want) and not _negated(got, i):
                 return True
     return False
+
+
+def is_numeric(reference: str) -> bool:
+    """Whether a reference is a number, possibly with ``$``, ``%`` or a unit (``180 minutes``), not a
+    term that holds a number (``Type 2 Diabetes``)."""
+    m = NUMBER_RE.fullmatch(reference.strip().rstrip("."))
+    if m:
+        return m.group(4) is None or m.group(4).lower() in UNITS
+    return words_to_number(reference) is not None
 
 
 def matches(response: str, accepted: list[str]) -> bool:
@@ -270,6 +279,6 @@ def matches(response: str, accepted: list[str]) -> bool:
     number (with or without a unit), else by :func:`text_matches`."""
     if not accepted:
         return False
-    if parse_number(accepted[0]) is not None or (numbers_in(accepted[0]) and len(accepted[0].split()) <= 3):
+    if is_numeric(accepted[0]):
         return any(number_matches(response, ref) for ref in accepted)
     return any(text_matches(response, ref) for ref in accepted)

@@ -20,12 +20,15 @@ template); test items carry ``holdout: phrasing``.
 from __future__ import annotations
 
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
 from eu.domains.matching import matches
 
 LETTERS = "ABCD"
+GENERIC_SHARE = 0.065
+"""A symptom listed for more than this share of the conditions (fatigue, fever, cough…, 13 of
+290 symptoms on the 158-disease table) is too generic to count as naming a condition's symptom."""
 NOT_DRUGS = {
     "surgery", "exercise", "diet control", "iv fluids", "oxygen therapy", "antibiotics", "pain relievers", "rest",
     "physical therapy", "splenectomy", "chemotherapy", "radiation therapy", "hydration", "lifestyle changes",
@@ -112,6 +115,16 @@ class Table:
                 self.treats[med].append(disease)
         self.drugs = sorted(m for m, ds in self.treats.items() if m.lower() not in NOT_DRUGS and len(ds) <= 3)
         self.specialties = sorted({f["medical_specialty"] for f in table.values()})
+        self.symptom_count = Counter(s for f in table.values() for s in f["symptoms"])
+
+    def by_specificity(self, symptoms: list[str]) -> list[str]:
+        """``symptoms``, the ones fewest conditions share first."""
+        return sorted(symptoms, key=lambda s: self.symptom_count[s])
+
+    def distinctive(self, symptoms: list[str]) -> list[str]:
+        """The symptoms shared by few conditions (all of them when none is): naming "fatigue",
+        which a third of the table lists, does not show knowledge of one condition."""
+        return [s for s in symptoms if self.symptom_count[s] <= len(self.table) * GENERIC_SHARE] or list(symptoms)
 
     def with_symptoms(self, symptoms: list[str]) -> list[str]:
         """Every condition whose symptom list holds all ``symptoms``."""
@@ -140,7 +153,7 @@ def _item(kind: str, table: Table, rng: random.Random, subject: str, template: s
             text = f"You should see a specialist in {specialty}, which manages {subject}."
         return {"user_text": template.format(d=subject), "assistant_text": text, "accepted": [specialty]}
     if kind == "explanation":
-        meds, symptoms = facts["medications"], facts["symptoms"]
+        meds, symptoms = facts["medications"], table.by_specificity(facts["symptoms"])
         text = (
             f"{subject} is a condition managed in {specialty}. It typically causes "
             f"{_join([s.lower() for s in symptoms[:3]])}, and it is commonly treated with {_join(meds[:2])}."
@@ -148,7 +161,7 @@ def _item(kind: str, table: Table, rng: random.Random, subject: str, template: s
         return {
             "user_text": template.format(d=subject),
             "assistant_text": text,
-            "accepted": [specialty, *symptoms, *meds],
+            "accepted": [specialty, *table.distinctive(symptoms), *meds],
         }
     if kind == "icd10":
         text = f"The ICD-10 code for {subject} is {facts['icd10']}."
@@ -157,8 +170,13 @@ def _item(kind: str, table: Table, rng: random.Random, subject: str, template: s
         text = f"Medications used for {subject} include {_join(facts['medications'][:3])}."
         return {"user_text": template.format(d=subject), "assistant_text": text, "accepted": list(facts["medications"])}
     if kind == "symptoms":
-        text = f"Common symptoms of {subject} include {_join([s.lower() for s in facts['symptoms'][:3]])}."
-        return {"user_text": template.format(d=subject), "assistant_text": text, "accepted": list(facts["symptoms"])}
+        symptoms = table.by_specificity(facts["symptoms"])
+        text = f"Common symptoms of {subject} include {_join([s.lower() for s in symptoms[:3]])}."
+        return {
+            "user_text": template.format(d=subject),
+            "assistant_text": text,
+            "accepted": table.distinctive(symptoms),
+        }
     # multiple_choice
     others = rng.sample([s for s in table.specialties if s != specialty], 3)
     options = [specialty, *others]
