@@ -24,7 +24,7 @@ from eu.errors import EUError
 from eu.losses import IGNORE_INDEX
 from eu.objectives.base import Objective
 from eu.objectives.retain_only import RetainOnly
-from eu.objectives.terms import forget_cross_entropy, reference_kl
+from eu.objectives.terms import reference_kl, sequence_mean_cross_entropy
 
 
 def prompts_and_responses(batch: dict[str, torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -123,12 +123,12 @@ class SKUExpert(Objective):
         self, model: Any, batch: dict[str, dict[str, torch.Tensor]], reference: Any = None
     ) -> dict[str, torch.Tensor]:
         forget = self.forget_stream(batch)
-        distortion = forget_cross_entropy(model, forget, self.chunk_size)
+        distortion = mean_response_cross_entropy(model, forget, self.chunk_size)
         mismatched = mismatched_batch(forget, self.random_answers)
         if mismatched is None:  # a single forget sequence on this rank: no other answer to pair it with
             disassociation = distortion * 0.0
         else:
-            disassociation = forget_cross_entropy(model, mismatched, self.chunk_size)
+            disassociation = mean_response_cross_entropy(model, mismatched, self.chunk_size)
         kl = reference_kl(model, reference, batch["retain"], self.chunk_size)
         total = (
             self.distortion_weight * distortion
@@ -142,6 +142,12 @@ class SKUExpert(Objective):
             "loss/divergence": -kl.detach(),
             "sku/retain_kl": kl.detach(),
         }
+
+
+def mean_response_cross_entropy(model: Any, batch: dict[str, torch.Tensor], chunk_size: int) -> torch.Tensor:
+    """Mean over the batch's sequences (the step's count, ``num_sequences_norm``) of their mean token cross-entropy."""
+    per_sequence = sequence_mean_cross_entropy(model, batch, chunk_size)
+    return per_sequence.sum() / batch["num_sequences_norm"].clamp_min(1)
 
 
 def negate_task_vector(model: Any, expert_state: dict[str, torch.Tensor], alpha: float) -> float:
