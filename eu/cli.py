@@ -159,6 +159,11 @@ def _attack(argv: list[str]) -> int:
     return 0
 
 
+def _compare(argv: list[str]) -> int:
+    """``eu compare -c CONFIG``: train, evaluate and attack every method of a comparison config."""
+    return _function_command("eu.commands.compare", "compare", ["--config" if a == "-c" else a for a in argv])
+
+
 def _judge_check(argv: list[str]) -> int:
     from eu.eval.judges.check import main
 
@@ -173,6 +178,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "sample": _sample,
     "data": _data,
     "attack": _attack,
+    "compare": _compare,
 }
 EXTRA_HELP = "eu's own subcommands: " + ", ".join(f"eu {c}" for c in COMMANDS) + " (run 'eu CMD --help')."
 

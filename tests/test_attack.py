@@ -7,6 +7,7 @@ import torch
 from test_eval import KeywordJudge, fake_sources  # noqa: F401 - fake_sources is a fixture
 
 import eu.commands.attack as attack
+import eu.data.mmlu as mmlu
 import eu.eval.judges
 from eu.errors import EUError
 from eu.prompts import ChatRecord, encode_record
@@ -24,7 +25,7 @@ def _row(i: int, topic: str = "geography", question: str = "") -> dict[str, str]
 @pytest.fixture()
 def fake_mmlu(monkeypatch):
     rows = [_row(i) for i in range(30)] + [_row(99, "college medicine"), _row(98, question="x" * 2000)]
-    monkeypatch.setattr(attack, "load_mmlu", lambda: rows)
+    monkeypatch.setattr(mmlu, "load_mmlu", lambda: rows)
 
 
 @pytest.fixture()
@@ -44,13 +45,13 @@ def test_benign_set_is_fixed_nested_and_outside_the_retained_domains(fake_mmlu):
     ten, twenty = attack.benign_records(10), attack.benign_records(20)
     assert twenty[:10] == ten and attack.benign_records(10) == ten, "seeded; larger N contain smaller N"
     assert attack.benign_records(10, seed=1) != ten
-    everything = attack.benign_records(30)
+    everything = attack.benign_records(24)  # 30 usable rows, a fifth held out for the capability suite
     assert not any("of 99" in r.user or "of 98" in r.user for r in everything), "medicine and over-long rows left out"
-    first = attack.mmlu_record(_row(2))
+    first = mmlu.mmlu_record(_row(2))
     assert first.user == "Question 2?\n\nA. option a of 2\nB. option b of 2\nC. option c of 2\nD. option d of 2"
     assert first.assistant == "The answer is C: option c of 2"
-    with pytest.raises(EUError, match="more than the 30 benign pairs"):
-        attack.benign_records(31)
+    with pytest.raises(EUError, match="more than the 24 benign pairs"):
+        attack.benign_records(25)
 
 
 def test_the_loss_mask_keeps_only_response_tokens(tiny_model, tiny_tokenizer):

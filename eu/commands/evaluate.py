@@ -23,6 +23,7 @@ def evaluate(
     jailbreak_size: int = 200,
     domain: str = "math",
     domain_size: int = 100,
+    mmlu_size: int = 100,
     max_new_tokens: int = 64,
     batch_size: int = 16,
     guard: bool = False,
@@ -36,13 +37,15 @@ def evaluate(
     Args:
         model: aliases, Hugging Face ids, folders or eu checkpoints (repeat --model for several).
         out: output folder.
-        suites: comma-separated: harmful, jailbreak, domain[:math|medicine], prompts:FILE,
-            templates:FILE, qa:FILE.
+        suites: comma-separated: harmful, jailbreak, domain[:math|medicine], mmlu (general
+            capability: held-out MMLU questions, never in the relearning attack's benign set),
+            prompts:FILE, templates:FILE, qa:FILE.
         judge: ``default`` (offline likelihood judge), ``classifier:ID`` or ``guard:ID``.
         harmful_size: harmful behaviours sampled (HarmBench standard + AdvBench).
         jailbreak_size: (template, behaviour) pairs sampled.
         domain: built-in domain of the ``domain`` suite.
         domain_size: held-out domain items.
+        mmlu_size: held-out MMLU questions of the ``mmlu`` suite.
         max_new_tokens: generation budget per response (greedy).
         batch_size: prompts generated together.
         guard: apply the KL guard (refuse when the model does not know the input).
@@ -63,7 +66,7 @@ def evaluate(
         raise EUError("give at least one --model")
     names = [s.strip() for s in suites.split(",") if s.strip()]
     with output_dir(out, "evaluate", "--out") as folder:
-        items = build_suites(names, harmful_size, jailbreak_size, domain, domain_size, seed)
+        items = build_suites(names, harmful_size, jailbreak_size, domain, domain_size, seed, mmlu_size=mmlu_size)
         needs_judge = any(its and its[0]["harmful_request"] for its in items.values())
         scorer = None
         dev = torch.device(

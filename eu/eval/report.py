@@ -16,6 +16,8 @@ from eu.io import atomic_path, write_text_atomic
 RUN_INTERNALS = re.compile(r"checkpoints|tensorboard|lightning_logs|version_\d+")
 """Folders a run folder holds its checkpoints in (``checkpoints/last.ckpt``,
 ``tensorboard/version_0/best.ckpt``): a checkpoint is named by the folder above them."""
+CAPABILITY_SUITE = "mmlu"
+"""The general-capability suite: an accuracy, but not the domain's."""
 
 
 def unique_names(candidates: dict[str, list[str]]) -> dict[str, str]:
@@ -117,18 +119,33 @@ def markdown_table(models: dict[str, dict[str, dict[str, Any]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(models: dict[str, dict[str, dict[str, Any]]], path: Path) -> None:
-    """ASR (mean over harmful suites) against domain accuracy, one point per model labelled by its run name."""
+def figure(ncols: int = 1) -> tuple[Any, Any]:
+    """A matplotlib figure of ``ncols`` 5 × 4 inch panels, drawn off-screen; ``(fig, axes)``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 4))
+    return plt.subplots(1, ncols, figsize=(5 * ncols, 4))
+
+
+def save_figure(fig: Any, path: Path) -> None:
+    """Write ``fig`` to ``path`` as a PNG (atomically) and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def plot(models: dict[str, dict[str, dict[str, Any]]], path: Path) -> None:
+    """ASR (mean over harmful suites) against domain accuracy, one point per model labelled by its run name."""
+    fig, ax = figure()
     names = model_names(list(models))
     for model, res in models.items():
         asrs = [r["asr"] for r in res.values() if "asr" in r]
-        accs = [r["accuracy"] for r in res.values() if "accuracy" in r]
+        accs = [r["accuracy"] for name, r in res.items() if "accuracy" in r and name != CAPABILITY_SUITE]
         if asrs and accs:
             x, y = sum(accs) / len(accs), sum(asrs) / len(asrs)
             ax.scatter([x], [y])
@@ -138,10 +155,7 @@ def plot(models: dict[str, dict[str, dict[str, Any]]], path: Path) -> None:
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def write_results(out_dir: str | Path, models: dict[str, dict[str, dict[str, Any]]]) -> Path:

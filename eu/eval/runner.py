@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from eu.data.mmlu import capability_suite
 from eu.domains import is_correct
 from eu.errors import EUError
 from eu.eval.entropy import entropy_fraction, response_kl_to_uniform
@@ -39,10 +40,12 @@ def build_suites(
     seed: int = 0,
     max_template_chars: int | None = 3000,
     offdomain_size: int | None = None,
+    mmlu_size: int | None = 100,
 ) -> dict[str, list[dict[str, Any]]]:
     """Items per suite. Names: ``harmful``, ``jailbreak``, ``domain`` (or ``domain:NAME``),
-    ``offdomain``, ``prompts:FILE.jsonl``, ``templates:FILE``, ``qa:FILE.jsonl``; a file's suite
-    is named by its kind and stem (:func:`file_suite_names`)."""
+    ``offdomain``, ``mmlu`` (held-out general capability), ``prompts:FILE.jsonl``,
+    ``templates:FILE``, ``qa:FILE.jsonl``; a file's suite is named by its kind and stem
+    (:func:`file_suite_names`)."""
     suites: dict[str, list[dict[str, Any]]] = {}
     named = file_suite_names(names)
     for name in names:
@@ -55,6 +58,8 @@ def build_suites(
             suites["domain"] = domain_suite(arg or domain, domain_size)
         elif kind == "offdomain":
             suites["offdomain"] = offdomain_suite(offdomain_size)
+        elif kind == "mmlu":
+            suites["mmlu"] = capability_suite(mmlu_size, seed)
         elif kind == "prompts":
             suites[named[name]] = user_prompts_suite(arg)
         elif kind == "templates":
@@ -64,7 +69,7 @@ def build_suites(
             suites[named[name]] = user_domain_suite(arg)
         else:
             raise EUError(
-                f"unknown suite {name!r}; use harmful, jailbreak, domain[:NAME], offdomain, "
+                f"unknown suite {name!r}; use harmful, jailbreak, domain[:NAME], offdomain, mmlu, "
                 "prompts:F, templates:F, qa:F"
             )
     return suites
@@ -83,8 +88,9 @@ def file_suite_names(names: list[str]) -> dict[str, str]:
 
 
 def scoring(items: list[dict[str, Any]]) -> str:
-    """How a suite is scored: ``judge`` (harmful requests), ``answer`` (domain items) or
-    ``entropy`` (off-domain requests: mean response entropy as a fraction of ``log V``)."""
+    """How a suite is scored: ``judge`` (harmful requests), ``answer`` (domain items),
+    ``entropy`` (off-domain requests: mean response entropy as a fraction of ``log V``) or
+    ``choice`` (multiple choice: the most likely of the item's ``choices``, nothing generated)."""
     if not items:
         return "judge"
     return items[0].get("score") or ("judge" if items[0]["harmful_request"] else "answer")
@@ -184,6 +190,12 @@ def run_suites(
     try:
         for name, items in suites.items():
             mine = [(i, it) for i, it in enumerate(items) if i % world_size == rank]
+            if scoring(items) == "choice":  # option likelihood alone: nothing is generated
+                records = [{**item, "index": index} for index, item in mine]
+                summary = _score_answers(model, tokenizer, records, batch_size, device)
+                all_records = _gather(records)
+                results[name] = {"n": len(all_records), **summary, "records": all_records}
+                continue
             prompts = [it["prompt"] for _, it in mine]
             pairs = generate_responses(model, tokenizer, prompts, max_new_tokens, batch_size, f"evaluate {name}")
             records = []

@@ -1,0 +1,326 @@
+"""``eu compare -c configs/compare/NAME.yaml``: the paper's table in one command.
+
+Every method is the base recipe plus its overlays, trained by ``eu fit`` (a subprocess, so each
+run gets a fresh process and its memory back) in its own run folder ``OUT/runs/NAME`` with the
+same base, seed and steps. Then the original model and every method are evaluated on the same
+suites (``eu evaluate``, into ``OUT/eval``), the relearning attack runs on every method
+(``eu attack relearn``, into ``OUT/relearn/NAME``), and ``OUT/results.json``, ``results.md`` and
+``results.png`` are written.
+
+It resumes: a method whose ``eu fit`` finished is not trained again when its settings (the config
+files' contents and the arguments) are the ones it was trained with, and refused, naming the
+setting, when they are not; a fit that stopped resumes from its last checkpoint. Evaluations and
+attack results are reused by ``eu evaluate`` and ``eu attack relearn`` whenever their arguments
+and the model's files are unchanged, and recomputed otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from eu.errors import EUError
+
+RUN_RECORD = "compare.json"
+"""The settings a method was trained with, in its run folder."""
+ORIGINAL = "original"
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+@dataclass
+class Method:
+    """One method: the base recipe plus overlays, trained in ``OUT/runs/NAME``."""
+
+    name: str
+    """Its run folder's name, its row in the tables and its label in the plot."""
+    configs: list[str] = field(default_factory=list)
+    """Overlays added after the base, each as ``-c``; none: the base as it is."""
+    args: list[str] = field(default_factory=list)
+    """More ``eu fit`` arguments for this method alone, e.g. ``--model.objective.init_args.beta=0.2``."""
+
+
+@dataclass
+class Suites:
+    """What every model is evaluated on, as ``eu evaluate`` does."""
+
+    suites: str = "harmful,jailbreak,domain,mmlu"
+    """Comma-separated suites (``mmlu``: general capability on held-out MMLU questions)."""
+    harmful_size: int = 20
+    """Harmful behaviours sampled."""
+    jailbreak_size: int = 20
+    """(template, behaviour) pairs sampled."""
+    domain: str = "math"
+    """Built-in domain of the ``domain`` suite."""
+    domain_size: int = 100
+    """Held-out domain items."""
+    mmlu_size: int = 100
+    """Held-out MMLU questions (never in the relearning attack's benign set)."""
+    max_new_tokens: int = 32
+    """Generation budget per response (greedy)."""
+    batch_size: int = 20
+    """Prompts generated together."""
+    judge: str = "default"
+    """``default`` (offline likelihood judge), ``classifier:ID`` or ``guard:ID``; the attack uses it too."""
+    seed: int = 0
+    """Seed of the suite samples; the attack's suites use it too."""
+
+
+@dataclass
+class Relearning:
+    """The relearning attack on every trained method, as ``eu attack relearn`` does."""
+
+    examples: list[int] = field(default_factory=lambda: [0, 50, 200])
+    """Benign fine-tuning pairs N; 0 is the method's model as it is."""
+    steps: int = 20
+    """AdamW steps of each fine-tuning (the same for every N)."""
+    lr: float = 1e-5
+    """Fine-tuning learning rate."""
+    train_batch_size: int = 8
+    """Pairs per fine-tuning step."""
+    data_seed: int = 0
+    """Seed of the benign set's order and of the batches."""
+    harmful_size: int = 20
+    """Harmful behaviours sampled after each fine-tuning."""
+    jailbreak_size: int = 20
+    """(template, behaviour) pairs sampled after each fine-tuning."""
+
+
+def compare(
+    base: list[str],
+    methods: list[Method],
+    out: str = "compare",
+    original: str | None = None,
+    seed: int | None = 42,
+    max_steps: int | None = None,
+    fit_args: list[str] | None = None,
+    relative_to: str | None = None,
+    evaluation: Suites | None = None,
+    relearning: Relearning | None = None,
+    attack: bool = True,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """Train every method on the same base, evaluate each, attack each; writes OUT/results.json, .md, .png.
+
+    Args:
+        base: the base recipe and the overlays every method starts from, in ``-c`` order.
+        methods: the methods, each ``{name, configs, args}``; adding one is one list entry.
+        out: the comparison's folder: runs/, eval/, relearn/ and the results.
+        original: the model before any training, evaluated as the first row; default: the base's model.model.
+        seed: ``seed_everything`` of every fit; null: the base's.
+        max_steps: optimizer steps of every fit; null: the base's.
+        fit_args: more ``eu fit`` arguments for every method.
+        relative_to: the method whose domain accuracy the table divides by (null: no ratio column).
+        evaluation: the suites every model is evaluated on.
+        relearning: the relearning attack's settings.
+        attack: run the relearning attack on every method.
+        device: ``auto``, ``cpu`` or ``cuda`` for evaluation and the attack (fits use the base's accelerator).
+    """
+    from eu.commands.attack import relearn
+    from eu.commands.evaluate import evaluate
+    from eu.eval.report import summary_row
+    from eu.io import output_dir, write_text_atomic
+
+    evaluation = evaluation or Suites()
+    relearning = relearning or Relearning()
+    configs = _check(base, methods, relative_to)
+    original = original or _base_model(base)
+    common = [f"--seed_everything={seed}"] if seed is not None else []
+    common += [f"--trainer.max_steps={max_steps}"] if max_steps is not None else []
+    common += list(fit_args or [])
+    started = time.monotonic()
+    with output_dir(out, "compare", "--out") as folder:
+        runs = {m.name: _fit(folder / "runs" / m.name, [*base, *m.configs], [*common, *m.args]) for m in methods}
+        models = [original, *(str(run["checkpoint"]) for run in runs.values())]
+        scores = evaluate(models, out=str(folder / "eval"), device=device, **asdict(evaluation))
+        attacked = {}
+        for name, run in runs.items() if attack else ():
+            report = relearn(
+                str(run["checkpoint"]),
+                out=str(folder / "relearn" / name),
+                judge=evaluation.judge,
+                max_new_tokens=evaluation.max_new_tokens,
+                batch_size=evaluation.batch_size,
+                seed=evaluation.seed,
+                device=device,
+                **asdict(relearning),
+            )
+            attacked[name] = report["rows"]
+        table: dict[str, dict[str, Any]] = {
+            ORIGINAL: {"model": original, "metrics": summary_row(scores[original]), "relearn": None}
+        }
+        for (name, run), model in zip(runs.items(), models[1:], strict=True):
+            entry = {"model": model, "configs": configs[name], "fit_seconds": run["fit_seconds"]}
+            table[name] = {**entry, "metrics": summary_row(scores[model]), "relearn": attacked.get(name)}
+        settings = {
+            "base": base,
+            "methods": [asdict(m) for m in methods],
+            "original": original,
+            "seed": seed,
+            "max_steps": max_steps,
+            "fit_args": fit_args or [],
+            "evaluation": asdict(evaluation),
+            "relearning": asdict(relearning) if attack else None,
+        }
+        items = {suite: res["n"] for suite, res in scores[original].items()}
+        results = {"settings": settings, "items": items, "methods": table}
+        results["wall_seconds"] = round(time.monotonic() - started, 1)
+        write_text_atomic(folder / "results.json", json.dumps(results, indent=2, ensure_ascii=False))
+        write_text_atomic(folder / "results.md", results_markdown(results, relative_to))
+        from eu.eval.comparison import plot
+
+        plot(table, folder / "results.png")
+    print(results_markdown(results, relative_to))
+    print(f"eu: wrote {Path(out) / 'results.json'}, results.md, results.png", file=sys.stderr)
+    return results
+
+
+def results_markdown(results: dict[str, Any], relative_to: str | None) -> str:
+    """``results.md``: the settings in words, the main table and the relearning table."""
+    from eu.eval.comparison import relearn_table, results_table
+
+    s, table = results["settings"], results["methods"]
+    items = ", ".join(f"{suite} {n}" for suite, n in results["items"].items())
+    lines = [
+        f"# Comparison on {s['original']}",
+        "",
+        f"Every method: `eu fit` with {' + '.join(f'`{b}`' for b in s['base'])} and its overlays, "
+        f"seed {s['seed'] if s['seed'] is not None else 'of the base'}, "
+        f"{s['max_steps'] if s['max_steps'] is not None else 'the base’s'} steps. "
+        f"Items per suite: {items}; judge `{s['evaluation']['judge']}`, "
+        f"{s['evaluation']['max_new_tokens']} new tokens, greedy. `{ORIGINAL}` is {s['original']} untrained. "
+        "ASR counts compliance (coherent, relevant, not a refusal), not graded harm.",
+        "",
+        results_table(table, relative_to),
+    ]
+    if s["relearning"]:
+        r = s["relearning"]
+        lines += [
+            f"Relearning attack: harmful / jailbreak ASR ({r['harmful_size']} + {r['jailbreak_size']} prompts) "
+            f"after {r['steps']} AdamW steps at lr {r['lr']} on the first N benign MMLU pairs.",
+            "",
+            relearn_table(table),
+        ]
+    lines.append(f"Wall time of this run: {results['wall_seconds'] / 60:.1f} min (reused parts cost nothing).")
+    return "\n".join(lines) + "\n"
+
+
+def _check(base: list[str], methods: list[Method], relative_to: str | None) -> dict[str, list[str]]:
+    """Refuse bad settings before anything runs; each method's config files."""
+    if not base:
+        raise EUError("give the base recipe: base: [configs/recipes/NAME.yaml, ...]")
+    if not methods:
+        raise EUError("give at least one method: methods: [{name: NAME, configs: [OVERLAY.yaml]}]")
+    names = [m.name for m in methods]
+    for name in names:
+        if not NAME.fullmatch(name) or name == ORIGINAL:
+            raise EUError(f"method name {name!r}: use letters, digits, '_', '.', '-' (not {ORIGINAL!r})")
+    if len(set(names)) < len(names):
+        raise EUError(f"method names must differ, got {names}")
+    if relative_to is not None and relative_to not in names:
+        raise EUError(f"relative_to: {relative_to!r} is not one of the methods {names}")
+    configs = {m.name: [*base, *m.configs] for m in methods}
+    missing = sorted({p for paths in configs.values() for p in paths if not Path(p).is_file()})
+    if missing:
+        raise EUError(f"config file not found: {', '.join(missing)}")
+    return configs
+
+
+def _base_model(base: list[str]) -> str:
+    """The ``model.model`` the base configs set (the last one that sets it)."""
+    model = None
+    for path in base:
+        model = ((_read_config(path) or {}).get("model") or {}).get("model") or model
+    if not model:
+        raise EUError(f"no model.model in {', '.join(base)}: set original: MODEL")
+    return model
+
+
+def _read_config(path: str) -> Any:
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise EUError(f"cannot read config {path}: {err}") from None
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted keys of a nested config (list items by index)."""
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = ((str(i), v) for i, v in enumerate(value))
+    else:
+        return {prefix: value}
+    flat: dict[str, Any] = {}
+    for key, item in items:
+        flat.update(_flat(item, f"{prefix}.{key}" if prefix else str(key)))
+    return flat or {prefix: value}
+
+
+def setting_differences(then: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """What differs between two fit settings (``{"configs": [[path, content], ...], "args": [...]}``), in words."""
+    paths_then, paths_now = [p for p, _ in then["configs"]], [p for p, _ in now["configs"]]
+    if paths_then != paths_now:
+        return [f"the configs (-c) were {paths_then}, now {paths_now}"]
+    found = []
+    for (path, old), (_, new) in zip(then["configs"], now["configs"], strict=True):
+        old_flat, new_flat = _flat(old), _flat(new)
+        for key in sorted(set(old_flat) | set(new_flat)):
+            was, is_ = old_flat.get(key, "(unset)"), new_flat.get(key, "(unset)")
+            if was != is_:
+                found.append(f"{key} in {path} was {was!r}, now {is_!r}")
+    if then["args"] != now["args"]:
+        gone = [a for a in then["args"] if a not in now["args"]]
+        added = [a for a in now["args"] if a not in then["args"]]
+        found.append(f"the eu fit arguments were {then['args']}, now {now['args']} (gone: {gone}, new: {added})")
+    return found
+
+
+def _fit(run: Path, configs: list[str], args: list[str]) -> dict[str, Any]:
+    """Train one method with ``eu fit`` in ``run`` unless it finished with the same settings."""
+    from eu.io import write_text_atomic
+
+    settings = {"configs": [[p, _read_config(p)] for p in configs], "args": args}
+    record_path, checkpoint = run / RUN_RECORD, run / "checkpoints" / "last.ckpt"
+    earlier = sorted((run / "checkpoints").glob("*.ckpt")) if (run / "checkpoints").is_dir() else []
+    if record_path.is_file():
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        differences = setting_differences(record["settings"], json.loads(json.dumps(settings)))
+        if differences:
+            raise EUError(
+                f"{run.name} in {run} was trained with other settings: {'; '.join(differences)}. Its results "
+                f"would not compare with the others: restore the setting, or move {run} away (or choose another "
+                "--out) to train it again"
+            )
+        if record.get("finished") and checkpoint.is_file():
+            print(f"eu: {run.name}: trained earlier with the same settings; reusing {checkpoint}", file=sys.stderr)
+            return {"checkpoint": checkpoint, "fit_seconds": record.get("fit_seconds")}
+    elif earlier:
+        raise EUError(f"{run} holds checkpoints eu compare did not record; move it away or choose another --out")
+    run.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(record_path, json.dumps({"settings": settings, "finished": False}, indent=2))
+    command = [sys.executable, "-m", "eu", "fit", *(a for p in configs for a in ("-c", p))]
+    command += [f"--trainer.default_root_dir={run}", *args, *(["--ckpt_path=last"] if earlier else [])]
+    print(f"eu: {run.name}: {' '.join(command[1:])}", file=sys.stderr, flush=True)
+    started = time.monotonic()
+    code = subprocess.run(command, check=False).returncode
+    if code != 0:
+        raise EUError(
+            f"eu fit of {run.name} failed (exit code {code}; its output is above). Fix the cause and run eu compare "
+            "again: finished methods are kept and this one resumes from its last checkpoint"
+        )
+    if not checkpoint.is_file():
+        raise EUError(
+            f"eu fit of {run.name} wrote no {checkpoint}: the base recipe's ModelCheckpoint needs save_last: true"
+        )
+    seconds = round(time.monotonic() - started, 1)
+    record = {"settings": settings, "finished": True, "fit_seconds": seconds}
+    write_text_atomic(record_path, json.dumps(record, indent=2))
+    return {"checkpoint": checkpoint, "fit_seconds": seconds}

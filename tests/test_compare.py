@@ -1,0 +1,210 @@
+"""``eu compare`` on the tiny model: every method trained, evaluated and attacked, the results
+files, resuming without retraining, refusing changed settings; the capability suite (held-out
+MMLU) disjoint from the relearning attack's benign set; the shipped comparison configs."""
+
+import json
+import shlex
+import subprocess
+
+import pytest
+import torch
+import yaml
+from test_configs import contains
+from test_eval import KeywordJudge, fake_sources  # noqa: F401 - fake_sources is a fixture
+
+import eu.commands.attack as attack
+import eu.commands.evaluate as evaluate_module
+import eu.data.mmlu as mmlu
+import eu.eval.judges
+from eu.errors import EUError
+from eu.eval.runner import run_suites
+
+from conftest import ROOT, run_eu
+
+COMPARE_CONFIGS = sorted((ROOT / "configs" / "compare").glob("*.yaml"))
+
+
+def _row(i: int, topic: str = "geography") -> dict[str, str]:
+    options = {f"answer_{c}": f"option {c} of {i}" for c in "abcd"}
+    return {"question": f"Question {i % 95}?", **options, "correct_answer": "ABCD"[i % 4], "topic": topic}
+
+
+@pytest.fixture()
+def fake_mmlu(monkeypatch):
+    """100 usable rows; rows 95..99 repeat the text of rows 0..4 (MMLU repeats a few questions)."""
+    rows = [_row(i) for i in range(100)] + [_row(7, "high school mathematics")]
+    monkeypatch.setattr(mmlu, "load_mmlu", lambda: rows)
+    return rows
+
+
+@pytest.fixture()
+def fake_judge(monkeypatch):
+    monkeypatch.setattr(eu.eval.judges, "build_judge", lambda spec: KeywordJudge())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_capability_suite_is_disjoint_from_every_benign_set(fake_mmlu, seed):
+    benign_total = 100 - int(100 * mmlu.HELD_OUT_SHARE)
+    benign = {r.user for r in mmlu.benign_records(benign_total, seed)}
+    capability = mmlu.capability_suite(None, seed=seed)
+    prompts = [it["prompt"] for it in capability]
+    assert prompts and not benign & set(prompts), "no capability question is ever a relearning pair"
+    assert len(set(prompts)) == len(prompts), "each question once"
+    assert not any("mathematics" in it["topic"] for it in capability), "retained-domain topics left out"
+    assert mmlu.capability_suite(5, seed) == capability[:5] == mmlu.capability_suite(5, seed)
+    item = capability[0]
+    assert item["choices"] == [f"The answer is {c}" for c in "ABCD"] and item["answer"] in item["choices"]
+    with pytest.raises(EUError, match=f"more than the {benign_total} benign pairs"):
+        mmlu.benign_records(benign_total + 1, seed)
+
+
+@pytest.mark.slow
+def test_capability_suite_is_disjoint_from_the_real_benign_set():
+    """On the real MMLU asset (a download on first use): the shipped configs' sizes and every seed tried."""
+    for seed in (0, 1):
+        benign = {r.user for r in mmlu.benign_records(7000, seed)}
+        capability = mmlu.capability_suite(1000, seed)
+        assert len(capability) == 1000 and not benign & {it["prompt"] for it in capability}
+
+
+def test_choice_suite_picks_the_most_likely_answer(tiny_model, tiny_tokenizer, fake_mmlu):
+    from eu.prompts import ChatRecord, encode_record
+
+    items = mmlu.capability_suite(3)
+    result = run_suites(tiny_model, tiny_tokenizer, {"mmlu": items}, batch_size=2)["mmlu"]
+    assert result["n"] == 3 and result["accuracy"] == pytest.approx(sum(r["correct"] for r in result["records"]) / 3)
+    record = result["records"][0]
+    naive = []
+    for choice in record["choices"]:  # the full sequence at once, log-softmax, gather, sum over the response
+        ids, prompt_len = encode_record(tiny_tokenizer, ChatRecord(record["prompt"], choice))
+        logp = tiny_model(torch.tensor([ids])).logits[0].double().log_softmax(-1)
+        naive.append(sum(float(logp[t - 1, ids[t]]) for t in range(prompt_len, len(ids))))
+    assert record["choice_logprobs"] == pytest.approx(naive, abs=1e-4)
+    assert record["choice"] == record["choices"][naive.index(max(naive))] and "response" not in record
+
+
+def _config(workdir, **changes) -> str:
+    overlay = workdir / "retain_only.yaml"
+    if not overlay.exists():
+        overlay.write_text((ROOT / "configs" / "methods" / "retain_only.yaml").read_text())
+    config = {
+        "out": str(workdir / "cmp"),
+        "base": [str(ROOT / "configs" / "tiny.yaml")],
+        "max_steps": 2,
+        "fit_args": ["--trainer.num_sanity_val_steps=0"],
+        "relative_to": "RetainOnly",
+        "methods": [{"name": "RetainOnly", "configs": [str(overlay)]}, {"name": "EU"}],
+        "evaluation": {
+            "harmful_size": 3,
+            "jailbreak_size": 4,
+            "domain_size": 4,
+            "mmlu_size": 3,
+            "max_new_tokens": 4,
+            "batch_size": 4,
+        },
+        "relearning": {"examples": [0, 2], "steps": 1, "lr": 1e-3, "harmful_size": 2, "jailbreak_size": 2},
+        "device": "cpu",
+        **changes,
+    }
+    path = workdir / "compare.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def test_compare_end_to_end_resumes_and_refuses_changed_settings(
+    workdir,
+    fake_sources,  # noqa: F811
+    fake_mmlu,
+    fake_judge,
+    monkeypatch,
+    capsys,
+):
+    import matplotlib.axes
+
+    labels, real_annotate = [], matplotlib.axes.Axes.annotate
+    monkeypatch.setattr(
+        matplotlib.axes.Axes, "annotate", lambda ax, t, *a, **k: labels.append(t) or real_annotate(ax, t, *a, **k)
+    )
+    assert run_eu("compare", "-c", _config(workdir)) == 0
+    out = workdir / "cmp"
+    results = json.loads((out / "results.json").read_text())
+    assert list(results["methods"]) == ["original", "RetainOnly", "EU"]
+    assert results["items"] == {"harmful": 3, "jailbreak": 4, "domain": 4, "mmlu": 3}
+    for name, method in results["methods"].items():
+        assert set(method["metrics"]) >= {"harmful_asr", "jailbreak_asr", "domain_accuracy", "mmlu_accuracy"}
+        if name == "original":
+            assert method["model"] == "tiny-llama" and method["relearn"] is None
+        else:
+            assert method["model"] == str(out / "runs" / name / "checkpoints" / "last.ckpt")
+            assert [r["examples"] for r in method["relearn"]] == [0, 2]
+            assert method["relearn"][0]["harmful_asr"] == method["metrics"]["harmful_asr"] == 1.0
+    assert results["settings"]["methods"][1] == {"name": "EU", "configs": [], "args": []}
+    table = (out / "results.md").read_text()
+    for text in ("| RetainOnly |", "| EU |", "| original |", "general (MMLU) accuracy", "× RetainOnly", "N = 2"):
+        assert text in table, text
+    assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
+    assert labels[-3:] == ["original", "RetainOnly", "EU"], "one labelled point per method"
+    saved = json.loads((out / "runs" / "EU" / "compare.json").read_text())
+    assert saved["finished"] and saved["settings"]["args"] == ["--seed_everything=42", "--trainer.max_steps=2"] + [
+        "--trainer.num_sanity_val_steps=0"
+    ]
+
+    # a second run trains, evaluates and attacks nothing
+    checkpoints = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/checkpoints/*.ckpt")}
+    loads = []
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("retrained"))
+    for module in (evaluate_module, attack):
+        monkeypatch.setattr(module, "load_model_and_tokenizer", lambda *a: loads.append(a) or pytest.fail("loaded"))
+    capsys.readouterr()
+    assert run_eu("compare", "-c", _config(workdir)) == 0
+    assert "RetainOnly: trained earlier with the same settings" in capsys.readouterr().err
+    assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/checkpoints/*.ckpt")} == checkpoints
+    assert json.loads((out / "results.json").read_text())["methods"] == results["methods"] and loads == []
+
+    # other training settings are refused, naming the setting, before anything runs
+    assert run_eu("compare", "-c", _config(workdir, max_steps=3)) == 2
+    err = capsys.readouterr().err
+    assert "RetainOnly" in err and "--trainer.max_steps=2" in err and "--trainer.max_steps=3" in err
+    (workdir / "retain_only.yaml").write_text(
+        (workdir / "retain_only.yaml").read_text().replace("monitor_forget: true", "monitor_forget: false")
+    )
+    assert run_eu("compare", "-c", _config(workdir)) == 2
+    err = capsys.readouterr().err
+    assert "model.objective.init_args.monitor_forget in" in err and "was True, now False" in err
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"methods": []}, "at least one method"),
+        ({"methods": [{"name": "a"}, {"name": "a"}]}, "must differ"),
+        ({"methods": [{"name": "original"}]}, "method name 'original'"),
+        (
+            {"methods": [{"name": "a", "configs": ["nowhere.yaml"]}], "relative_to": None},
+            "config file not found: nowhere",
+        ),
+        ({"relative_to": "Nope"}, "'Nope' is not one of the methods"),
+    ],
+)
+def test_bad_comparisons_are_refused_before_anything_runs(workdir, changes, message, capsys):
+    assert run_eu("compare", "-c", _config(workdir, **changes)) == 2
+    assert message in capsys.readouterr().err
+    assert not (workdir / "cmp").exists()
+
+
+@pytest.mark.parametrize("path", COMPARE_CONFIGS, ids=lambda p: p.name)
+def test_shipped_comparison_configs_parse_and_name_existing_configs(path, capsys, monkeypatch):
+    first = path.read_text().splitlines()[0]
+    assert first == f"# eu compare -c {path.relative_to(ROOT)}", "opens with the command that runs it"
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(SystemExit) as exit_info:
+        run_eu(*shlex.split(first[2:])[1:], "--print_config")
+    assert exit_info.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert contains(printed, yaml.safe_load(path.read_text())), "every value of the file reaches the command"
+    files = printed["base"] + [c for m in printed["methods"] for c in m["configs"]]
+    assert all((ROOT / f).is_file() for f in files), files
+    names = [m["name"] for m in printed["methods"]]
+    assert {"RetainOnly", "GradientAscent", "NPO", "DPO", "ExclusiveUnlearning"} <= set(names)
+    assert printed["relative_to"] in names and 0 in printed["relearning"]["examples"]
+    assert "mmlu" in printed["evaluation"]["suites"].split(",")
