@@ -1,16 +1,22 @@
-"""Benchmark: eu's packed, chunked training step against a reference-style padded step.
+"""Benchmark: eu's packed, chunked training step against the authors' padded step.
 
-    python benchmarks/train_step.py [--model smollm2-135m-instruct] [--steps 5] [--warmup 2]
+    python benchmarks/train_step.py [--model smollm2-135m-instruct] [--steps 5] [--warmup 2] [--precision auto]
 
-(a) *reference*: the way the original EU implementation trains: padded batches of 4 retain +
-    4 forget examples, the forget batch tokenized at every step, full-vocabulary logits for
-    every position, losses from those logits.
+(a) *reference*: what the authors' script (``run_exclusive_unlearning.py`` in
+    melatg0/ExclusiveUnlearning) does at every step, in float32 as they ship it: a right-padded
+    retain batch through the model with ``labels`` (the model's own cross-entropy over full
+    logits), the forget batch rendered and tokenized now, padded, run with ``use_cache=False``,
+    and the masked KL to uniform over its full-vocabulary logits; AdamW.
 (b) *eu*: pre-tokenized examples packed into rows (``position_ids`` restart per example) and
-    the chunked losses that project only response positions, a chunk at a time.
+    the chunked losses that project only response positions, a chunk at a time; in float32, in
+    eu's default precision for the device (``--precision auto``: bf16-mixed where bf16 is
+    native), and with bfloat16 weights and float32 master weights (``bf16-true`` with
+    :class:`eu.optim.MasterWeightAdamW`) where bf16 is native.
 
-Both see the same examples at every step and run in separate processes on the same machine.
-Printed: medians over the timed steps of supervised tokens per second and peak memory, the
-ratio (b)/(a), packing efficiency, and generation throughput batched against one at a time.
+Every variant sees the same examples at every step, in its own process on the same machine.
+Printed: medians over the timed steps, each variant's speed-up over the reference (as shipped
+against as shipped, and at equal precision), peak memory, packing efficiency, and generation
+throughput batched against one at a time.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from eu.losses import IGNORE_INDEX
 from eu.models import load_model
 from eu.objectives import ExclusiveUnlearning
 from eu.objectives.terms import decoder_and_head, forget_term_from_hidden, retain_loss_from_hidden
+from eu.optim import MasterWeightAdamW
+from eu.precision import default_precision
 from eu.prompts import encode_record, load_chat_tokenizer
 
 from naive_losses import naive_forget_loss, naive_retain_loss
@@ -65,9 +73,9 @@ def _reference_batch(tokenizer: Any, records: list[Any], max_length: int, pad_id
 def _reference_loss(
     model: Any, retain: dict[str, torch.Tensor], forget: dict[str, torch.Tensor], lam: float
 ) -> torch.Tensor:
-    r_logits = model(input_ids=retain["input_ids"], attention_mask=retain["attention_mask"]).logits
-    retain_loss = naive_retain_loss(r_logits[:, :-1], retain["labels"][:, 1:])
-    f_logits = model(input_ids=forget["input_ids"], attention_mask=forget["attention_mask"]).logits
+    """The authors' step: the retain batch with ``labels`` (the model's own loss), the forget batch without a cache."""
+    retain_loss = model(**retain).loss
+    f_logits = model(input_ids=forget["input_ids"], attention_mask=forget["attention_mask"], use_cache=False).logits
     forget_loss = naive_forget_loss(f_logits[:, :-1], forget["labels"][:, 1:] != IGNORE_INDEX)
     return lam * forget_loss + (1 - lam) * retain_loss
 
@@ -84,8 +92,12 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
     dm = _datamodule(args)
     tokenizer = load_tokenizer(args.model)
     model = load_model(args.model).to(device).train()
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16-mixed")
+    if args.precision == "bf16-true":
+        model = model.to(torch.bfloat16)
+        optimizer: torch.optim.Optimizer = MasterWeightAdamW(model.parameters(), lr=1e-5, weight_decay=0.0)
+    else:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.0)
     objective = ExclusiveUnlearning()
     steps = iter(PackedSteps(dm, 0, 1, 0))
     # the raw records behind each planned step, for the reference path
@@ -99,11 +111,16 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
     order = {n: _train_order(dm, n, records[n]) for n in ("retain", "forget")}
     times, supervised, real, positions = [], [], [], []
     profiler, top_ops = None, []
-    for step in range(args.warmup + args.steps + (1 if args.profile else 0)):
+    timed = range(args.warmup, args.warmup + args.steps)
+    memory_step = args.warmup + args.steps  # untimed: returning freed memory to the OS first slows it
+    for step in range(memory_step + 1 + (1 if args.profile else 0)):
         packed = next(steps)
         plan = {n: next(planners[n]).examples(0) for n in ("retain", "forget")}
-        meter = PeakMemory(device).__enter__() if step == args.warmup + args.steps - 1 else None
-        if step == args.warmup + args.steps:  # one extra, untimed step under the profiler
+        meter = None
+        if step == memory_step:
+            _return_free_memory()
+            meter = PeakMemory(device).__enter__()
+        if step == memory_step + 1:  # one extra, untimed step under the profiler
             profiler = torch.profiler.profile().__enter__()
         _sync(device)
         start = time.perf_counter()
@@ -140,7 +157,7 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
             profiler.__exit__(None, None, None)
             top_ops = _top_ops(profiler, args.profile)
             break
-        if step >= args.warmup:
+        if step in timed:
             times.append(elapsed)
             supervised.append(n_sup)
             real.append(n_real)
@@ -162,6 +179,18 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
         "top_ops": top_ops,
         "loss_peak_mib": _loss_peak(model, args.variant, last_batches, objective.forget_weight, device, autocast),
     }
+
+
+def _return_free_memory() -> None:
+    """Hand freed heap memory back to the OS (glibc), so the next step's resident-set growth is its peak."""
+    import ctypes
+    import ctypes.util
+
+    if torch.cuda.is_available() or not ctypes.util.find_library("c"):
+        return
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    if hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
 
 
 def _top_ops(profiler: Any, n: int) -> list[tuple[str, float]]:
@@ -248,38 +277,66 @@ def generation_throughput(model_name: str, pairs: int, batch: int, max_new_token
     return {"batched_s_per_item": batched, "single_s_per_item": single, "speedup": single / batched}
 
 
-def _spawn(args: argparse.Namespace, variant: str) -> dict[str, Any]:
-    cmd = [
-        sys.executable,
-        __file__,
-        "--variant",
-        variant,
-        "--model",
-        args.model,
-        "--retain",
-        args.retain,
-        "--forget",
-        args.forget,
-        "--steps",
-        str(args.steps),
-        "--warmup",
-        str(args.warmup),
-        "--examples",
-        str(args.examples),
-        "--threads",
-        str(args.threads),
-        "--device",
-        args.device,
-        "--precision",
-        args.precision,
-        "--profile",
-        str(args.profile),
-    ]
-    env = {**__import__("os").environ, "MALLOC_MMAP_THRESHOLD_": "65536"}  # big frees return to the OS
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+def _spawn(args: argparse.Namespace, variant: str, precision: str) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--variant", variant, "--precision", precision, "--model", args.model]
+    for name in ("retain", "forget", "steps", "warmup", "examples", "threads", "device", "profile"):
+        cmd += [f"--{name}", str(getattr(args, name))]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise SystemExit(f"{variant} failed:\n{proc.stderr[-3000:]}")
+        raise SystemExit(f"{variant} ({precision}) failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def shipped_precision(args: argparse.Namespace) -> str:
+    """eu's precision as shipped: ``--precision``, or eu's default for the device when ``auto``."""
+    if args.precision != "auto":
+        return args.precision
+    return default_precision("gpu" if args.device.startswith("cuda") else "cpu")[0]
+
+
+def variants(shipped: str) -> dict[str, tuple[str, str]]:
+    """Column label -> (variant, precision): the reference as its authors ship it (float32), eu at
+    equal precision, eu as shipped and, when that is bf16-mixed, eu with bf16 weights and float32
+    master weights."""
+    columns = {"reference 32": ("reference", "32"), "eu 32": ("eu", "32")}
+    if shipped != "32":
+        columns[f"eu {shipped}"] = ("eu", shipped)
+    if shipped == "bf16-mixed":
+        columns["eu bf16-true"] = ("eu", "bf16-true")
+    return columns
+
+
+ROWS = [
+    ("supervised tokens / s", "supervised_tokens_per_s", "{:.1f}"),
+    ("tokens / s (non-padding)", "tokens_per_s", "{:.1f}"),
+    ("step time (s)", "median_step_s", "{:.2f}"),
+    ("step peak memory (MiB)", "step_peak_mib", "{:.0f}"),
+    ("loss peak memory (MiB)", "loss_peak_mib", "{:.0f}"),
+    ("packing efficiency", "packing_efficiency", "{:.3f}"),
+    ("supervised tokens / step", "supervised_per_step", "{:.0f}"),
+]
+
+
+def print_table(results: dict[str, dict[str, Any]], shipped: str) -> None:
+    """One column per variant, then each eu variant's speed-up over the float32 reference."""
+    labels = list(results)
+    print(f"{'':28}" + "".join(f"{label:>18}" for label in labels))
+    for label, key, fmt in ROWS:
+        print(f"{label:28}" + "".join(f"{fmt.format(results[c][key]):>18}" for c in labels))
+    ref = results["reference 32"]
+    for label in labels[1:]:
+        speedup = ref["median_step_s"] / results[label]["median_step_s"]
+        memory = results[label]["loss_peak_mib"] / ref["loss_peak_mib"] if ref["loss_peak_mib"] else float("nan")
+        tags = (("equal precision", label == "eu 32"), ("eu as shipped", label == f"eu {shipped}"))
+        notes = [tag for tag, hit in tags if hit]
+        note = f" ({', '.join(notes)})" if notes else ""
+        print(f"speed-up of {label} over reference 32: {speedup:.2f}x{note}; loss peak memory {memory:.2f}x")
+    for label, res in results.items():
+        if res["mfu"] is not None:
+            print(f"model FLOPs utilisation of {label} (6 x params x non-padding tokens/s / peak): {res['mfu']:.1%}")
+        if res["top_ops"]:
+            shares = ", ".join(f"{name} {share:.0%}" for name, share in res["top_ops"])
+            print(f"profile {label}, share of self time: {shares}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -293,7 +350,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--generation", type=int, default=32, help="prompts for the generation benchmark (0: skip)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--precision", choices=["32", "bf16"], default="32", help="bf16: autocast (GPUs)")
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "32", "bf16-mixed", "bf16-true"],
+        default="auto",
+        help="eu's precision as shipped (auto: eu's default for the device); the reference runs float32",
+    )
     parser.add_argument("--profile", type=int, default=0, help="profile one extra step; print the top N operators")
     parser.add_argument("--variant", choices=["reference", "eu"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -305,35 +367,15 @@ def main(argv: list[str] | None = None) -> None:
         from eu.data.self_generated import ensure_corpus
 
         ensure_corpus(args.model, SampleSettings(), load_chat_tokenizer(args.model), lambda: load_model(args.model))
-    results = {v: _spawn(args, v) for v in ("reference", "eu")}
-    ref, ours = results["reference"], results["eu"]
+    shipped = shipped_precision(args)
+    results = {label: _spawn(args, *spec) for label, spec in variants(shipped).items()}
+    first = next(iter(results.values()))
     print(
         f"model {args.model}, {args.examples} retain + {args.examples} forget examples per step, "
         f"medians over {args.steps} steps after {args.warmup} warm-up, {args.threads} threads"
     )
-    print(f"device {ours['device']}, precision {args.precision}, {ours['params'] / 1e6:.0f}M parameters")
-    print(f"{'':28}{'reference (a)':>16}{'eu (b)':>12}{'(b)/(a)':>10}")
-    rows = [
-        ("supervised tokens / s", "supervised_tokens_per_s", "{:.1f}"),
-        ("tokens / s (non-padding)", "tokens_per_s", "{:.1f}"),
-        ("step time (s)", "median_step_s", "{:.2f}"),
-        ("step peak memory (MiB)", "step_peak_mib", "{:.0f}"),
-        ("loss peak memory (MiB)", "loss_peak_mib", "{:.0f}"),
-        ("packing efficiency", "packing_efficiency", "{:.3f}"),
-        ("supervised tokens / step", "supervised_per_step", "{:.0f}"),
-    ]
-    for label, key, fmt in rows:
-        ratio = ours[key] / ref[key] if ref[key] else float("nan")
-        print(f"{label:28}{fmt.format(ref[key]):>16}{fmt.format(ours[key]):>12}{ratio:>10.2f}")
-    if ours["mfu"] is not None:
-        print(
-            f"model FLOPs utilisation (6 x params x non-padding tokens/s / peak): reference {ref['mfu']:.1%}, "
-            f"eu {ours['mfu']:.1%}"
-        )
-    for variant, res in results.items():
-        if res["top_ops"]:
-            shares = ", ".join(f"{name} {share:.0%}" for name, share in res["top_ops"])
-            print(f"profile {variant}, share of self time: {shares}")
+    print(f"device {first['device']}, {first['params'] / 1e6:.0f}M parameters")
+    print_table(results, shipped)
     if args.generation:
         gen = generation_throughput(args.model, args.generation, args.generation, 32)
         print(

@@ -9,6 +9,7 @@ import lightning as L
 import torch
 from jsonargparse import lazy_instance
 from lightning.pytorch.cli import OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_warn
 
 from eu.checkpoint import checkpoint_metadata
 from eu.errors import EUError
@@ -16,6 +17,7 @@ from eu.logits import check_logit_path
 from eu.lora import LoraOptions, adapter_state, apply_lora, check_lora_strategy
 from eu.models import check_attn_implementation, check_dtype, load_model, sampling_dtype
 from eu.objectives import ExclusiveUnlearning, Objective
+from eu.optim import loses_updates
 from eu.prompts import load_chat_template, load_chat_tokenizer
 from eu.rng import preserved_rng, rng_states, set_rng_states
 
@@ -196,6 +198,12 @@ class UnlearningModule(L.LightningModule):
 
         params = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = self.optimizer_factory(params)
+        if loses_updates(optimizer):
+            rank_zero_warn(
+                f"eu: {type(optimizer).__name__} updates 16-bit weights in 16 bits, so updates below 1/256 of a "
+                "weight round away; use --model.optimizer eu.optim.MasterWeightAdamW (float32 master weights) "
+                "or trainer.precision bf16-mixed"
+            )
         total = self.trainer.estimated_stepping_batches if self.trainer is not None else None
         if total is None or total == float("inf"):
             if self.lr_schedule not in ("constant", "constant_with_warmup"):

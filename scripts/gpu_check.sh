@@ -13,9 +13,9 @@ echo "== GPU tests"
 python -m pytest -q -m gpu tests/ -p no:cacheprovider
 
 echo "== training benchmark: random Llama-3.2-1B, bf16 autocast, 16 + 16 examples per step"
-python benchmarks/train_step.py --model random-llama-3.2-1b --precision bf16 --examples 16 --steps 8 --warmup 3 \
+python benchmarks/train_step.py --model random-llama-3.2-1b --precision bf16-mixed --examples 16 --steps 8 --warmup 3 \
     --forget tests/data/forget.jsonl --generation 0
 
 echo "== the same with 64 + 64 examples per step"
-python benchmarks/train_step.py --model random-llama-3.2-1b --precision bf16 --examples 64 --steps 5 --warmup 2 \
+python benchmarks/train_step.py --model random-llama-3.2-1b --precision bf16-mixed --examples 64 --steps 5 --warmup 2 \
     --forget tests/data/forget.jsonl --generation 0

@@ -1,0 +1,96 @@
+"""AdamW that keeps float32 master weights for low-precision (bf16/fp16) parameters."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+LOW_PRECISION = (torch.bfloat16, torch.float16)
+
+
+class MasterWeightAdamW(torch.optim.Optimizer):
+    """AdamW (decoupled weight decay, as :class:`torch.optim.AdamW`) over float32 master copies.
+
+    A bfloat16 weight has 8 significant bits: an update smaller than 1/256 of the weight rounds
+    away, and at fine-tuning learning rates most updates are that small. This optimizer keeps a
+    float32 copy of every low-precision parameter (and float32 moments) in its state, applies
+    the update to the copy and writes the rounded copy back, so training in ``bf16-true``
+    computes in bfloat16 but accumulates updates like float32 training. Float32 parameters are
+    updated in place, exactly as AdamW would. Given the same gradients, the master weights equal
+    :class:`torch.optim.AdamW`'s float32 weights.
+
+    Args:
+        params: parameters or parameter groups.
+        lr: learning rate.
+        betas: coefficients of the running averages of the gradient and its square.
+        eps: added to the denominator.
+        weight_decay: decoupled weight decay (AdamW's default 0.01).
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+    ) -> None:
+        if lr < 0 or eps < 0 or weight_decay < 0 or not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"invalid MasterWeightAdamW settings: lr={lr}, betas={betas}, eps={eps}")
+        super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay})
+
+    def _state(self, p: torch.Tensor) -> dict[str, Any]:
+        state = self.state[p]
+        if not state:
+            state["step"] = 0
+            if p.dtype in LOW_PRECISION:
+                state["master"] = p.detach().float()
+            state["exp_avg"] = torch.zeros_like(p, dtype=torch.float32, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(p, dtype=torch.float32, memory_format=torch.preserve_format)
+        return state
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:  # noqa: D102 - torch.optim.Optimizer.step
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self._state(p)
+                state["step"] += 1
+                t = state["step"]
+                weight = state.get("master", p)
+                grad = p.grad.float()
+                weight.mul_(1 - group["lr"] * group["weight_decay"])
+                state["exp_avg"].lerp_(grad, 1 - beta1)
+                state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                denom = (state["exp_avg_sq"].sqrt() / math.sqrt(1 - beta2**t)).add_(group["eps"])
+                weight.addcdiv_(state["exp_avg"], denom, value=-group["lr"] / (1 - beta1**t))
+                if weight is not p:
+                    p.copy_(weight)
+        return loss
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state; master weights and moments stay float32 (torch would cast them to the parameter's dtype)."""
+        saved = {k: dict(v) for k, v in state_dict["state"].items()}
+        super().load_state_dict(state_dict)
+        params = [p for group in self.param_groups for p in group["params"]]
+        for key, values in saved.items():
+            p = params[int(key)]
+            for name, value in values.items():
+                if torch.is_tensor(value) and value.is_floating_point():
+                    self.state[p][name] = value.to(device=p.device, dtype=torch.float32)
+
+
+def loses_updates(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether ``optimizer`` updates low-precision parameters in their own precision (no master weights)."""
+    if isinstance(optimizer, MasterWeightAdamW):
+        return False
+    return any(p.requires_grad and p.dtype in LOW_PRECISION for g in optimizer.param_groups for p in g["params"])
