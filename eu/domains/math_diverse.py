@@ -1,17 +1,22 @@
 """Maths across many task families with exact answers, generated from a seed (``eu:math``).
 
-The families follow reasoning-gym's arithmetic and algebra generators (basic arithmetic, chain
-sums, fractions, gcd/lcm, simple equations, powers, word problems…), written here so every item
-keeps its operands and can be phrased in several ways. Each item's user turn comes from one of
-its family's phrasing templates; the answer is a short worked line ending in
-``The answer is X.`` with an exact ``X`` (an integer, a reduced fraction ``p/q`` or a decimal).
+Nineteen families follow reasoning-gym's arithmetic and algebra generators (basic arithmetic,
+chain sums, fractions, gcd/lcm, simple equations, powers, short word problems…), written here
+so every item keeps its operands and can be phrased in several ways: each item's user turn
+comes from one of its family's phrasing templates, the answer is a short worked line. One more
+family, ``word_problems``, is reasoning-gym's own: its 100 GSM8K-style generators, each a
+problem template with its own wording and a worked solution (:mod:`eu.domains.gsm`). Every
+answer ends in ``The answer is X.`` with an exact ``X`` (an integer, a reduced fraction ``p/q``
+or a decimal).
 
 The test split holds items out four ways, in equal shares, tagged ``holdout``:
 
 - ``item``: seen family, seen phrasing, seen operand range, an unseen item (split by a hash of
   the family and operands, as ``math-basic`` does);
-- ``phrasing``: seen family and range, a phrasing template never used in training;
-- ``operands``: seen family and phrasing, operands from a larger range than training ever uses;
+- ``phrasing``: seen family and range, a phrasing template never used in training (for the word
+  problems: one of the 20 generators training never uses);
+- ``operands``: seen family and phrasing, operands from a larger range than training ever uses
+  (the templated families only);
 - ``family``: a task family never trained on (:data:`HELD_OUT_FAMILIES`).
 """
 
@@ -25,6 +30,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from eu.domains import gsm
 from eu.domains.matching import matches
 
 NAMES = ["Tom", "Ana", "Li", "Sara", "Omar", "Mia", "Ravi", "Lena", "Kofi", "Yuki", "Noah", "Ines"]
@@ -120,14 +126,21 @@ def _pair(a: int, b: int, value: int, what: str) -> Problem:
     return Problem({"a": a, "b": b}, str(value), f"The {what} of {a} and {b} is {value}.", f"{min(a, b)},{max(a, b)}")
 
 
+def _distinct(rng: random.Random, large: bool, small: tuple[int, int], big: tuple[int, int]) -> tuple[int, int]:
+    """Two different numbers from one range."""
+    low, high = big if large else small
+    a, b = rng.sample(range(low, high + 1), 2)
+    return a, b
+
+
 def _gcd(rng: random.Random, large: bool) -> Problem:
     g = _span(rng, large, (2, 12), (13, 40))
-    a, b = g * _span(rng, large, (1, 9), (10, 30)), g * _span(rng, large, (1, 9), (10, 30))
-    return _pair(a, b, math.gcd(a, b), "greatest common divisor")
+    m, n = _distinct(rng, large, (1, 9), (10, 30))
+    return _pair(g * m, g * n, math.gcd(g * m, g * n), "greatest common divisor")
 
 
 def _lcm(rng: random.Random, large: bool) -> Problem:
-    a, b = _span(rng, large, (2, 15), (16, 60)), _span(rng, large, (2, 15), (16, 60))
+    a, b = _distinct(rng, large, (2, 15), (16, 60))
     return _pair(a, b, a * b // math.gcd(a, b), "least common multiple")
 
 
@@ -428,7 +441,12 @@ MAKERS: dict[str, Callable[[random.Random, bool], Problem]] = {
 }
 FAMILIES: dict[str, Family] = {name: Family(name, MAKERS[name], *TEMPLATES[name]) for name in TEMPLATES}
 HELD_OUT_FAMILIES = ("lcm", "remainder", "average", "rounding")
-TRAIN_FAMILIES = tuple(name for name in FAMILIES if name not in HELD_OUT_FAMILIES)
+WORD_PROBLEMS = "word_problems"
+"""The family of reasoning-gym's GSM8K-style problems (:mod:`eu.domains.gsm`): each of its 100
+generators is one problem template with its own wording and a worked solution."""
+HELD_OUT_GENERATORS = frozenset(range(4, 100, 5))
+"""Word-problem generators used only in the test split's ``phrasing`` share (20 of 100)."""
+TRAIN_FAMILIES = (*(name for name in FAMILIES if name not in HELD_OUT_FAMILIES), WORD_PROBLEMS)
 
 
 def is_test_item(family: str, key: str) -> bool:
@@ -436,42 +454,75 @@ def is_test_item(family: str, key: str) -> bool:
     return hashlib.sha256(f"{family}:{key}".encode()).digest()[0] < 32
 
 
-def _record(family: Family, problem: Problem, template: str, holdout: str | None, large: bool) -> dict[str, Any]:
+def _record(
+    family: str, problem: Problem, template: str, holdout: str | None, large: bool, template_id: str | None = None
+) -> dict[str, Any]:
     return {
         "user_text": template.format(**problem.slots),
         "assistant_text": f"{problem.working} The answer is {problem.answer}.",
         "answer": problem.answer,
         "accepted": [problem.answer],
-        "family": family.name,
-        "template": template,
+        "family": family,
+        "template": template_id or template,
         "operands": "large" if large else "small",
-        "key": f"{family.name}:{problem.key}",
+        "key": f"{family}:{problem.key}",
         **({"holdout": holdout} if holdout else {}),
     }
 
 
-def _draw(rng: random.Random, holdout: str | None) -> dict[str, Any]:
+def _word_problem(
+    rng: random.Random, holdout: str | None, generators: dict[int, gsm.Generator]
+) -> dict[str, Any] | None:
+    """One of reasoning-gym's word problems: a training generator, or a held-out one for the ``phrasing`` share."""
+    pool = sorted(k for k in generators if (k in HELD_OUT_GENERATORS) == (holdout == "phrasing"))
+    index = rng.choice(pool)
+    made = gsm.problem(generators[index], random.Random(rng.getrandbits(64)))
+    if made is None:
+        return None
+    question, working, answer = made
+    key = hashlib.sha256(question.encode()).hexdigest()[:16]
+    if is_test_item(WORD_PROBLEMS, key) != (holdout is not None):
+        return None
+    problem = Problem({"question": question}, answer, working, key)
+    return _record(WORD_PROBLEMS, problem, "{question}", holdout, False, f"gsm_symbolic:{index}")
+
+
+def _draw(rng: random.Random, holdout: str | None, generators: dict[int, gsm.Generator]) -> dict[str, Any]:
     """One item of the training split (``holdout`` None) or of one test share."""
     while True:
-        name = rng.choice(HELD_OUT_FAMILIES if holdout == "family" else TRAIN_FAMILIES)
+        if holdout == "family":
+            name = rng.choice(HELD_OUT_FAMILIES)
+        elif holdout == "operands":  # the word problems have no operand range to step outside
+            name = rng.choice([f for f in TRAIN_FAMILIES if f != WORD_PROBLEMS])
+        else:
+            name = rng.choice(TRAIN_FAMILIES)
+        if name == WORD_PROBLEMS:
+            item = _word_problem(rng, holdout, generators)
+            if item is None:
+                continue
+            return item
         family = FAMILIES[name]
         large = holdout == "operands"
         problem = family.make(rng, large)
         if not large and holdout != "family" and is_test_item(name, problem.key) != (holdout is not None):
             continue
         templates = family.held_out if holdout == "phrasing" else family.templates
-        return _record(family, problem, rng.choice(templates), holdout, large)
+        return _record(name, problem, rng.choice(templates), holdout, large)
 
 
-def generate(split: str, size: int, seed: int = 0) -> list[dict[str, Any]]:
+def generate(
+    split: str, size: int, seed: int = 0, generators: dict[int, gsm.Generator] | None = None
+) -> list[dict[str, Any]]:
     """``size`` items of ``split``; the test split cycles through the holdouts (item, phrasing,
-    operands, family), so any prefix holds them in equal shares. Questions are not repeated."""
+    operands, family), so any prefix holds them in equal shares. Questions are not repeated.
+    ``generators``: the word-problem generators (default: reasoning-gym's, fetched on first use)."""
+    generators = generators if generators is not None else gsm.load_generators()
     rng = random.Random(f"math-diverse:{split}:{seed}")
     items: list[dict[str, Any]] = []
     seen: set[str] = set()
     while len(items) < size:
         holdout = HOLDOUTS[len(items) % len(HOLDOUTS)] if split == "test" else None
-        item = _draw(rng, holdout)
+        item = _draw(rng, holdout, generators)
         if item["user_text"] in seen:
             continue
         seen.add(item["user_text"])
