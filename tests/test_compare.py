@@ -5,6 +5,7 @@ MMLU) disjoint from the relearning attack's benign set; the shipped comparison c
 import json
 import shlex
 import subprocess
+from pathlib import Path
 
 import pytest
 import torch
@@ -138,7 +139,7 @@ def test_compare_end_to_end_resumes_and_refuses_changed_settings(
             assert method["model"] == str(out / "runs" / name / "checkpoints" / "last.ckpt")
             assert [r["examples"] for r in method["relearn"]] == [0, 2]
             assert method["relearn"][0]["harmful_asr"] == method["metrics"]["harmful_asr"] == 1.0
-    assert results["settings"]["methods"][1] == {"name": "EU", "configs": [], "args": []}
+    assert results["settings"]["methods"][1] == {"name": "EU", "configs": [], "args": [], "evaluate": True}
     table = (out / "results.md").read_text()
     for text in ("| RetainOnly |", "| EU |", "| original |", "general (MMLU) accuracy", "× RetainOnly", "N = 2"):
         assert text in table, text
@@ -183,7 +184,7 @@ def test_compare_end_to_end_resumes_and_refuses_changed_settings(
             {"methods": [{"name": "a", "configs": ["nowhere.yaml"]}], "relative_to": None},
             "config file not found: nowhere",
         ),
-        ({"relative_to": "Nope"}, "'Nope' is not one of the methods"),
+        ({"relative_to": "Nope"}, "'Nope' is not one of the evaluated methods"),
     ],
 )
 def test_bad_comparisons_are_refused_before_anything_runs(workdir, changes, message, capsys):
@@ -208,3 +209,45 @@ def test_shipped_comparison_configs_parse_and_name_existing_configs(path, capsys
     assert {"RetainOnly", "GradientAscent", "NPO", "DPO", "ExclusiveUnlearning"} <= set(names)
     assert printed["relative_to"] in names and 0 in printed["relearning"]["examples"]
     assert "mmlu" in printed["evaluation"]["suites"].split(",")
+
+
+@pytest.fixture()
+def fake_fit(monkeypatch):
+    """``eu fit`` replaced by writing the run's last.ckpt; returns the commands it was given."""
+    commands = []
+
+    def run(command, check=False):
+        commands.append(command)
+        root = next(a.split("=", 1)[1] for a in command if a.startswith("--trainer.default_root_dir="))
+        (Path(root) / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (Path(root) / "checkpoints" / "last.ckpt").write_text(f"{len(commands)}")
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(subprocess, "run", run)
+    return commands
+
+
+def test_a_later_stage_names_an_earlier_one_and_is_refused_when_it_was_retrained(
+    workdir, fake_fit, monkeypatch, capsys
+):
+    """SKU's shape: stage 1 (not evaluated) then stage 2 naming stage 1's checkpoint through {runs}."""
+    scores = {"harmful": {"n": 1, "asr": 0.5, "refusal_rate": 0.0}, "domain": {"n": 1, "accuracy": 1.0}}
+    monkeypatch.setattr(evaluate_module, "evaluate", lambda models, **kwargs: dict.fromkeys(models, scores))
+    stage2 = {"name": "Stage2", "args": ["--model.objective.init_args.expert={runs}/Stage1/checkpoints/last.ckpt"]}
+    methods = [{"name": "Stage1", "evaluate": False}, stage2]
+    config = _config(workdir, methods=methods, relative_to=None, attack=False)
+    assert run_eu("compare", "-c", config) == 0
+    runs = workdir / "cmp" / "runs"
+    assert f"--model.objective.init_args.expert={runs}/Stage1/checkpoints/last.ckpt" in fake_fit[1]
+    results = json.loads((workdir / "cmp" / "results.json").read_text())
+    assert list(results["methods"]) == ["original", "Stage2"], "stage 1 is trained, not evaluated"
+    assert run_eu("compare", "-c", config) == 0 and len(fake_fit) == 2, "both reused"
+
+    import shutil
+
+    shutil.rmtree(runs / "Stage1")  # stage 1 trained again: stage 2 no longer matches it
+    capsys.readouterr()
+    assert run_eu("compare", "-c", config) == 2
+    err = capsys.readouterr().err
+    assert "Stage2 in" in err and "a file its arguments name changed" in err
+    assert len(fake_fit) == 3, "stage 1 retrained, stage 2 refused before training"

@@ -44,7 +44,11 @@ class Method:
     configs: list[str] = field(default_factory=list)
     """Overlays added after the base, each as ``-c``; none: the base as it is."""
     args: list[str] = field(default_factory=list)
-    """More ``eu fit`` arguments for this method alone, e.g. ``--model.objective.init_args.beta=0.2``."""
+    """More ``eu fit`` arguments for this method alone, e.g. ``--model.objective.init_args.beta=0.2``;
+    ``{runs}`` stands for ``OUT/runs``, so a later stage can name an earlier method's checkpoint
+    (``--model.objective.init_args.expert={runs}/SKUExpert/checkpoints/last.ckpt``)."""
+    evaluate: bool = True
+    """False: trained for a later method (e.g. SKU's stage-1 expert), not evaluated, attacked or tabled."""
 
 
 @dataclass
@@ -137,7 +141,8 @@ def compare(
     common += list(fit_args or [])
     started = time.monotonic()
     with output_dir(out, "compare", "--out") as folder:
-        runs = {m.name: _fit(folder / "runs" / m.name, [*base, *m.configs], [*common, *m.args]) for m in methods}
+        runs = {m.name: _fit(folder / "runs", m.name, [*base, *m.configs], [*common, *m.args]) for m in methods}
+        runs = {m.name: runs[m.name] for m in methods if m.evaluate}
         models = [original, *(str(run["checkpoint"]) for run in runs.values())]
         scores = evaluate(models, out=str(folder / "eval"), device=device, **asdict(evaluation))
         attacked = {}
@@ -224,8 +229,9 @@ def _check(base: list[str], methods: list[Method], relative_to: str | None) -> d
             raise EUError(f"method name {name!r}: use letters, digits, '_', '.', '-' (not {ORIGINAL!r})")
     if len(set(names)) < len(names):
         raise EUError(f"method names must differ, got {names}")
-    if relative_to is not None and relative_to not in names:
-        raise EUError(f"relative_to: {relative_to!r} is not one of the methods {names}")
+    evaluated = [m.name for m in methods if m.evaluate]
+    if relative_to is not None and relative_to not in evaluated:
+        raise EUError(f"relative_to: {relative_to!r} is not one of the evaluated methods {evaluated}")
     configs = {m.name: [*base, *m.configs] for m in methods}
     missing = sorted({p for paths in configs.values() for p in paths if not Path(p).is_file()})
     if missing:
@@ -280,14 +286,24 @@ def setting_differences(then: dict[str, Any], now: dict[str, Any]) -> list[str]:
         gone = [a for a in then["args"] if a not in now["args"]]
         added = [a for a in now["args"] if a not in then["args"]]
         found.append(f"the eu fit arguments were {then['args']}, now {now['args']} (gone: {gone}, new: {added})")
+    elif then.get("inputs", {}) != now["inputs"]:
+        found.append(f"a file its arguments name changed (an earlier stage trained again?): {sorted(now['inputs'])}")
     return found
 
 
-def _fit(run: Path, configs: list[str], args: list[str]) -> dict[str, Any]:
-    """Train one method with ``eu fit`` in ``run`` unless it finished with the same settings."""
+def _fit(runs: Path, name: str, configs: list[str], args: list[str]) -> dict[str, Any]:
+    """Train one method with ``eu fit`` in ``runs/name`` unless it finished with the same settings.
+
+    The settings are the config files' contents, the arguments as written (``{runs}`` unexpanded)
+    and the size and time of every file an argument names under ``runs`` (an earlier stage's
+    checkpoint), so a retrained earlier stage is a changed setting too."""
+    from eu.commands.evaluate import model_files
     from eu.io import write_text_atomic
 
-    settings = {"configs": [[p, _read_config(p)] for p in configs], "args": args}
+    run = runs / name
+    expanded = [a.replace("{runs}", str(runs)) for a in args]
+    inputs = {a: model_files(e.split("=", 1)[-1]) for a, e in zip(args, expanded, strict=True) if a != e}
+    settings = {"configs": [[p, _read_config(p)] for p in configs], "args": args, "inputs": inputs}
     record_path, checkpoint = run / RUN_RECORD, run / "checkpoints" / "last.ckpt"
     earlier = sorted((run / "checkpoints").glob("*.ckpt")) if (run / "checkpoints").is_dir() else []
     if record_path.is_file():
@@ -307,7 +323,7 @@ def _fit(run: Path, configs: list[str], args: list[str]) -> dict[str, Any]:
     run.mkdir(parents=True, exist_ok=True)
     write_text_atomic(record_path, json.dumps({"settings": settings, "finished": False}, indent=2))
     command = [sys.executable, "-m", "eu", "fit", *(a for p in configs for a in ("-c", p))]
-    command += [f"--trainer.default_root_dir={run}", *args, *(["--ckpt_path=last"] if earlier else [])]
+    command += [f"--trainer.default_root_dir={run}", *expanded, *(["--ckpt_path=last"] if earlier else [])]
     print(f"eu: {run.name}: {' '.join(command[1:])}", file=sys.stderr, flush=True)
     started = time.monotonic()
     code = subprocess.run(command, check=False).returncode
