@@ -183,10 +183,11 @@ def _item(kind: str, table: Table, rng: random.Random, subject: str, template: s
     rng.shuffle(options)
     index = options.index(specialty)
     listing = "\n".join(f"{LETTERS[i]}. {o}" for i, o in enumerate(options))
-    choices = [f"The answer is {LETTERS[i]}: {o}." for i, o in enumerate(options)]
+    # scored by the letter alone: choices of one length compete fairly on summed log-likelihood
+    choices = [f"The answer is {letter}" for letter in LETTERS[: len(options)]]
     return {
         "user_text": template.format(d=subject, options=listing),
-        "assistant_text": choices[index],
+        "assistant_text": f"The answer is {LETTERS[index]}: {specialty}.",
         "accepted": [specialty],
         "choices": choices,
         "answer": choices[index],
