@@ -250,6 +250,11 @@ def test_medicine_diverse_types_templates_and_answers():
     assert all(x["holdout"] == "phrasing" for x in test)
     for item in train + test:
         assert is_correct("medicine", item["assistant_text"], item), item
+        if item["kind"] in ("specialist", "patient_specialist"):  # another specialty is wrong
+            other = "Neurology" if item["answer"] != "Neurology" else "Cardiology"
+            assert not is_correct("medicine", f"It is managed in {other}.", item), item
+        if item["kind"] == "icd10":
+            assert not is_correct("medicine", "The ICD-10 code is Z99.9.", item), item
     # symptoms -> condition accepts every condition that has all the symptoms given
     shared = [x for x in train if x["kind"] == "symptoms_to_condition" and len(x["accepted"]) > 1]
     assert shared and all(set(x["accepted"]) <= set(BIG_TABLE) for x in shared)
