@@ -128,6 +128,27 @@ def test_eraser_refuses_missing_pairs_keep_data_and_bad_options(tiny_model, tiny
         Eraser(threshold=0)
 
 
+def test_eraser_with_lora_keeps_knowledge_against_the_adapter_free_model(tiny_path, tiny_tokenizer):
+    from eu.lora import LoraOptions
+    from eu.module import UnlearningModule
+    from eu.objectives import Eraser
+
+    module = UnlearningModule("tiny-llama", objective=Eraser(), lora=LoraOptions(rank=4, alpha=8))
+    module.configure_model()
+    assert module.reference_model is None
+    batch = _batch(tiny_tokenizer)
+    # peft initialises B = 0: the adapted model is the reference, so the KL is 0
+    assert float(module._losses(batch)["loss/knowledge"]) == pytest.approx(0.0, abs=1e-6)
+    with torch.no_grad():
+        for name, p in module.model.named_parameters():
+            if "lora_B" in name:
+                p.add_(0.05)
+    out = module._losses(batch)
+    assert float(out["loss/knowledge"]) > 1e-4
+    grads = torch.autograd.grad(out["loss/total"], [p for p in module.model.parameters() if p.requires_grad])
+    assert all(torch.isfinite(g).all() for g in grads)
+
+
 def _many_shot(path):
     rows = [
         {
