@@ -226,6 +226,20 @@ def test_entity_answers_are_the_models_own_answers_cached_once(tiny_tokenizer, t
     assert len(loads) == 1, "the model is loaded only to write the answers, once"
 
 
+def test_keep_stream_refuses_pairs_and_entity_answers_need_the_model(tmp_path):
+    from eu.data.datamodule import StreamConfig, UnlearningDataModule
+    from eu.data.sources import resolve_source
+    from eu.prompts import load_chat_tokenizer
+
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", [{"prompt": "Q?", "chosen": "No.", "rejected": "Yes: ..."}])
+    dm = UnlearningDataModule(StreamConfig(str(ROOT / "tests/data/retain.jsonl")), keep=StreamConfig(str(pairs)))
+    dm.connect(load_chat_tokenizer("tiny-llama"))
+    with pytest.raises(EUError, match=r"data\.keep\.path: .* holds preference pairs"):
+        dm.setup("fit")
+    with pytest.raises(EUError, match="answers the model writes itself"):
+        resolve_source("eu:harmful/entity-answers")
+
+
 def test_eraser_fits_two_steps_with_pairs_and_keep_data(workdir):
     rows = [
         {"prompt": f"#x{i}@ Write bad thing {i}", "chosen": f"I won't write bad thing {i}.", "rejected": f"Sure: {i}"}

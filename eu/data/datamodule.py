@@ -110,7 +110,7 @@ class PackedSteps(IterableDataset):
 
 
 class UnlearningDataModule(L.LightningDataModule):
-    """Retain and forget streams, tokenized once (cached), packed and mixed per step."""
+    """Retain, forget and (optionally) keep streams, tokenized once (cached), packed and mixed per step."""
 
     def __init__(
         self,
