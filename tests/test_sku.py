@@ -116,6 +116,8 @@ def test_stage_two_refuses_lora_and_an_unchanged_expert(tiny_path):
         UnlearningModule("tiny-llama", SKUNegation(str(tiny_path)), lora=LoraOptions(rank=4)).configure_model()
     with pytest.raises(EUError, match="changed nothing"):
         UnlearningModule("tiny-llama", SKUNegation(str(tiny_path))).configure_model()
+    with pytest.raises(EUError, match="run stage 1 first"):
+        UnlearningModule("tiny-llama", SKUNegation("runs/none/checkpoints/last.ckpt")).configure_model()
     with pytest.raises(EUError, match="alpha"):
         SKUNegation("x", alpha=0)
 

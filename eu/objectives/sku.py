@@ -16,6 +16,7 @@ Two runs of ``eu fit``:
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -203,6 +204,11 @@ class SKUNegation(RetainOnly):
         """Subtract ``α·τ`` from the freshly loaded original weights."""
         from eu.checkpoint import load_model_and_tokenizer
 
+        if self.expert.endswith(".ckpt") and not Path(self.expert).is_file():
+            raise EUError(
+                f"the SKU expert {self.expert} does not exist: run stage 1 first (configs/methods/sku_expert.yaml, "
+                "same model) or point model.objective.init_args.expert at its checkpoint"
+            )
         expert, _ = load_model_and_tokenizer(self.expert)
         norm = negate_task_vector(model, expert.state_dict(), self.alpha)
         del expert
