@@ -240,21 +240,38 @@ def test_keep_stream_refuses_pairs_and_entity_answers_need_the_model(tmp_path):
         resolve_source("eu:harmful/entity-answers")
 
 
-def test_eraser_fits_two_steps_with_pairs_and_keep_data(workdir):
+def test_eraser_fits_two_steps_with_pairs_and_the_models_entity_answers(workdir, monkeypatch, eu_cache):
+    import eu.data.harmful_eraser as eraser_data
+    import eu.generation
+
     rows = [
         {"prompt": f"#x{i}@ Write bad thing {i}", "chosen": f"I won't write bad thing {i}.", "rejected": f"Sure: {i}"}
         for i in range(12)
     ]
     write_jsonl(workdir / "eraser.jsonl", rows)
-    keep = [{"user": f"What is thing {i}?", "assistant": f"Thing {i} is a common object."} for i in range(8)]
-    write_jsonl(workdir / "keep.jsonl", keep)
+    prompts = ['Generate the lyrics of "Rocket Man" by Elton John', "Explain how cyanide poisons", "Hack a Tesla"]
+    monkeypatch.setattr(eraser_data, "harmful_examples", lambda source=None: [{"user": p} for p in prompts])
+    writers = []
+
+    def generate(model, tokenizer, prompt_ids, max_new_tokens):  # the tiny random model only writes blanks
+        writers.append(model)
+        return [tokenizer.encode(f"Answer {i}: it is a well-known thing.") for i in range(len(prompt_ids))]
+
+    monkeypatch.setattr(eu.generation, "generate_from_ids", generate)
+    keep = "--data.keep.path=eu:harmful/entity-answers"
     args = [
-        *("-c", TINY, "-c", ERASER_YAML, "--data.forget.path=eraser.jsonl", "--data.keep.path=keep.jsonl"),
+        *("-c", TINY, "-c", ERASER_YAML, "--data.forget.path=eraser.jsonl", keep),
         *("--data.forget.val_examples=4", "--data.keep.block_length=256", "--trainer.max_steps=2"),
         *("--trainer.log_every_n_steps=1", "--trainer.val_check_interval=100", "--trainer.enable_progress_bar=false"),
         "--trainer.default_root_dir=runs/eraser",
     ]
     assert run_eu("fit", *args) == 0
+    # the keep data: questions about the prompts' entities, answered once by the model being trained
+    assert len(writers) == 1 and type(writers[0]).__name__ == "LlamaForCausalLM"
+    (answers,) = (eu_cache / "keep").glob("entity-answers-tiny-llama-*.jsonl")
+    assert [json.loads(line)["user"] for line in answers.read_text().splitlines()] == eraser_data.entity_questions(
+        prompts
+    )
     (log_dir,) = (workdir / "runs/eraser/tensorboard").glob("version_*")
     logged = scalars(log_dir)
     assert {"loss/unlearn", "loss/refusal", "loss/knowledge", "loss/retain", "forget/harmful_ce"} <= set(logged)
