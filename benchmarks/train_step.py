@@ -34,7 +34,7 @@ import torch
 from eu.data.datamodule import PackedSteps, StreamConfig, UnlearningDataModule
 from eu.data.sources import SELF_GENERATED
 from eu.losses import IGNORE_INDEX
-from eu.models import load_model
+from eu.models import compile_decoder, load_model
 from eu.objectives import ExclusiveUnlearning
 from eu.objectives.terms import decoder_and_head, forget_term_from_hidden, retain_loss_from_hidden
 from eu.optim import MasterWeightAdamW
@@ -98,6 +98,8 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
         optimizer: torch.optim.Optimizer = MasterWeightAdamW(model.parameters(), lr=1e-5, weight_decay=0.0)
     else:
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.0)
+    if args.compile:
+        compile_decoder(model)
     objective = ExclusiveUnlearning()
     steps = iter(PackedSteps(dm, 0, 1, 0))
     # the raw records behind each planned step, for the reference path
@@ -105,7 +107,7 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
     if forget_source == SELF_GENERATED:
         from eu.data.self_generated import corpus_path
 
-        forget_source = str(corpus_path(args.model, SampleSettings()))
+        forget_source = str(corpus_path(args.model, SampleSettings(num_pairs=args.forget_pairs)))
     records = {"retain": read_records(args.retain), "forget": read_records(forget_source)}
     planners = {n: dm.planner(n, 1).steps(0) for n in ("retain", "forget")}
     order = {n: _train_order(dm, n, records[n]) for n in ("retain", "forget")}
@@ -157,6 +159,8 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
             profiler.__exit__(None, None, None)
             top_ops = _top_ops(profiler, args.profile)
             break
+        if step == 0:
+            first_step = elapsed
         if step in timed:
             times.append(elapsed)
             supervised.append(n_sup)
@@ -172,6 +176,7 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
         "tokens_per_s": tokens_per_s,
         "mfu": 6 * n_params * tokens_per_s / peak if peak else None,
         "median_step_s": statistics.median(times),
+        "first_step_s": first_step,
         "supervised_tokens_per_s": statistics.median(s / t for s, t in zip(supervised, times, strict=True)),
         "packing_efficiency": sum(real) / sum(positions),
         "supervised_per_step": statistics.median(supervised),
@@ -277,10 +282,11 @@ def generation_throughput(model_name: str, pairs: int, batch: int, max_new_token
     return {"batched_s_per_item": batched, "single_s_per_item": single, "speedup": single / batched}
 
 
-def _spawn(args: argparse.Namespace, variant: str, precision: str) -> dict[str, Any]:
+def _spawn(args: argparse.Namespace, variant: str, precision: str, compiled: bool = False) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--variant", variant, "--precision", precision, "--model", args.model]
-    for name in ("retain", "forget", "steps", "warmup", "examples", "threads", "device", "profile"):
-        cmd += [f"--{name}", str(getattr(args, name))]
+    cmd += ["--compile"] if compiled else []
+    for name in ("retain", "forget", "forget_pairs", "steps", "warmup", "examples", "threads", "device", "profile"):
+        cmd += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"{variant} ({precision}) failed:\n{proc.stderr[-3000:]}")
@@ -294,15 +300,17 @@ def shipped_precision(args: argparse.Namespace) -> str:
     return default_precision("gpu" if args.device.startswith("cuda") else "cpu")[0]
 
 
-def variants(shipped: str) -> dict[str, tuple[str, str]]:
-    """Column label -> (variant, precision): the reference as its authors ship it (float32), eu at
-    equal precision, eu as shipped and, when that is bf16-mixed, eu with bf16 weights and float32
-    master weights."""
-    columns = {"reference 32": ("reference", "32"), "eu 32": ("eu", "32")}
+def variants(shipped: str, compiled: bool = False) -> dict[str, tuple[str, str, bool]]:
+    """Column label -> (variant, precision, compiled): the reference as its authors ship it (float32),
+    eu at equal precision, eu as shipped and, when that is bf16-mixed, eu with bf16 weights and
+    float32 master weights; with ``compiled``, eu as shipped with its decoder ``torch.compile``d."""
+    columns = {"reference 32": ("reference", "32", False), "eu 32": ("eu", "32", False)}
     if shipped != "32":
-        columns[f"eu {shipped}"] = ("eu", shipped)
+        columns[f"eu {shipped}"] = ("eu", shipped, False)
     if shipped == "bf16-mixed":
-        columns["eu bf16-true"] = ("eu", "bf16-true")
+        columns["eu bf16-true"] = ("eu", "bf16-true", False)
+    if compiled:
+        columns[f"eu {shipped} compiled"] = ("eu", shipped, True)
     return columns
 
 
@@ -310,6 +318,7 @@ ROWS = [
     ("supervised tokens / s", "supervised_tokens_per_s", "{:.1f}"),
     ("tokens / s (non-padding)", "tokens_per_s", "{:.1f}"),
     ("step time (s)", "median_step_s", "{:.2f}"),
+    ("first step, warm-up (s)", "first_step_s", "{:.2f}"),
     ("step peak memory (MiB)", "step_peak_mib", "{:.0f}"),
     ("loss peak memory (MiB)", "loss_peak_mib", "{:.0f}"),
     ("packing efficiency", "packing_efficiency", "{:.3f}"),
@@ -331,6 +340,12 @@ def print_table(results: dict[str, dict[str, Any]], shipped: str) -> None:
         notes = [tag for tag, hit in tags if hit]
         note = f" ({', '.join(notes)})" if notes else ""
         print(f"speed-up of {label} over reference 32: {speedup:.2f}x{note}; loss peak memory {memory:.2f}x")
+    compiled, eager = results.get(f"eu {shipped} compiled"), results.get(f"eu {shipped}")
+    if compiled and eager:
+        saved = eager["median_step_s"] - compiled["median_step_s"]
+        cost = compiled["first_step_s"] - eager["first_step_s"]
+        pays = f"pays after {cost / saved:.0f} steps" if saved > 0 else "never pays (no faster steps)"
+        print(f"torch.compile: {cost:.1f} s more on the first step, {saved:.2f} s less per step: {pays}")
     for label, res in results.items():
         if res["mfu"] is not None:
             print(f"model FLOPs utilisation of {label} (6 x params x non-padding tokens/s / peak): {res['mfu']:.1%}")
@@ -344,6 +359,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--retain", default="eu:math-basic/train")
     parser.add_argument("--forget", default=SELF_GENERATED, help="forget data (default: the model's own corpus)")
+    parser.add_argument(
+        "--forget-pairs", type=int, default=128, help="self-generated forget pairs (the quickstart's corpus)"
+    )
     parser.add_argument("--steps", type=int, default=5, help="timed steps (medians over these)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--examples", type=int, default=4, help="examples per stream and step")
@@ -357,6 +375,9 @@ def main(argv: list[str] | None = None) -> None:
         help="eu's precision as shipped (auto: eu's default for the device); the reference runs float32",
     )
     parser.add_argument("--profile", type=int, default=0, help="profile one extra step; print the top N operators")
+    parser.add_argument(
+        "--compile", action="store_true", help="also run eu as shipped with torch.compile (first step: compile time)"
+    )
     parser.add_argument("--variant", choices=["reference", "eu"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.variant:
@@ -366,9 +387,10 @@ def main(argv: list[str] | None = None) -> None:
         from eu.data.sampler import SampleSettings
         from eu.data.self_generated import ensure_corpus
 
-        ensure_corpus(args.model, SampleSettings(), load_chat_tokenizer(args.model), lambda: load_model(args.model))
+        settings = SampleSettings(num_pairs=args.forget_pairs)
+        ensure_corpus(args.model, settings, load_chat_tokenizer(args.model), lambda: load_model(args.model))
     shipped = shipped_precision(args)
-    results = {label: _spawn(args, *spec) for label, spec in variants(shipped).items()}
+    results = {label: _spawn(args, *spec) for label, spec in variants(shipped, args.compile).items()}
     first = next(iter(results.values()))
     print(
         f"model {args.model}, {args.examples} retain + {args.examples} forget examples per step, "

@@ -166,10 +166,28 @@ class Evaluation(Schedule):
     ) -> dict[str, float]:
         """Run the suites on every rank's shard, log the synchronised metrics and keep them in ``history``."""
         from eu.eval.report import summary_row
-        from eu.eval.runner import needs_judge, run_suites
+        from eu.eval.runner import needs_judge
 
         suites = self.build_suites(full)
         judge = self._get_judge() if needs_judge(suites) else None
+        # generate in the run's precision: autocast under bf16-mixed, as training computes
+        with trainer.strategy.precision_plugin.forward_context():
+            results = self._run(trainer, pl_module, suites, judge)
+        metrics = {f"eval/{k.replace('_accuracy', '_acc')}": v for k, v in summary_row(results).items()}
+        step = trainer.global_step
+        self.history.append({"when": when, "step": step, "metrics": metrics, "suites": results})
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.log_metrics(metrics, step=step)
+                self._log_text(logger, results, step)
+            counts = ", ".join(f"{name} {res['n']}" for name, res in results.items())
+            values = ", ".join(f"{k} {v:.3f}" for k, v in metrics.items())
+            rank_zero_info(f"eu: [{when}, step {step}] {values} (items: {counts})")
+        return metrics
+
+    def _run(self, trainer: L.Trainer, pl_module: Any, suites: dict[str, Any], judge: Any) -> dict[str, Any]:
+        from eu.eval.runner import run_suites
+
         results: dict[str, Any] = {}
         for name, items in suites.items():
             results |= run_suites(
@@ -182,17 +200,7 @@ class Evaluation(Schedule):
                 rank=trainer.global_rank,
                 world_size=trainer.world_size,
             )
-        metrics = {f"eval/{k.replace('_accuracy', '_acc')}": v for k, v in summary_row(results).items()}
-        step = trainer.global_step
-        self.history.append({"when": when, "step": step, "metrics": metrics, "suites": results})
-        if trainer.is_global_zero:
-            for logger in trainer.loggers:
-                logger.log_metrics(metrics, step=step)
-                self._log_text(logger, results, step)
-            counts = ", ".join(f"{name} {res['n']}" for name, res in results.items())
-            values = ", ".join(f"{k} {v:.3f}" for k, v in metrics.items())
-            rank_zero_info(f"eu: [{when}, step {step}] {values} (items: {counts})")
-        return metrics
+        return results
 
     def _log_text(self, logger: Any, results: dict[str, Any], step: int) -> None:
         add_text = getattr(getattr(logger, "experiment", None), "add_text", None)

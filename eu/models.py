@@ -80,6 +80,15 @@ def sampling_dtype() -> str | None:
     return "bfloat16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else None
 
 
+def compile_decoder(model: Any) -> None:
+    """``torch.compile`` the model's decoder in place, with dynamic shapes (packed rows and prompts vary in length).
+
+    Parameter names and the state dict stay as they are; the output head and the losses run eagerly.
+    """
+    decoder = model.get_decoder() if hasattr(model, "get_decoder") else model
+    decoder.compile(dynamic=True)
+
+
 def check_attn_implementation(value: str | None) -> None:
     """Raise a clear ``EUError`` for an attention implementation eu cannot keep packed examples apart with."""
     if value is not None and value not in ATTENTION:

@@ -15,7 +15,7 @@ from eu.checkpoint import checkpoint_metadata
 from eu.errors import EUError
 from eu.logits import check_logit_path
 from eu.lora import LoraOptions, adapter_state, apply_lora, check_lora_strategy
-from eu.models import check_attn_implementation, check_dtype, load_model, sampling_dtype
+from eu.models import check_attn_implementation, check_dtype, compile_decoder, load_model, sampling_dtype
 from eu.objectives import ExclusiveUnlearning, Objective
 from eu.optim import loses_updates
 from eu.prompts import load_chat_template, load_chat_tokenizer
@@ -45,6 +45,7 @@ class UnlearningModule(L.LightningModule):
         gradient_checkpointing: bool = False,
         attn_implementation: str | None = None,
         lora: LoraOptions | None = None,
+        compile: bool = False,
     ) -> None:
         """
         Args:
@@ -62,6 +63,9 @@ class UnlearningModule(L.LightningModule):
                 each keeps packed examples from attending to one another. Unset: the model family's
                 default (SDPA where the family supports it, eager otherwise, e.g. Gemma-2).
             lora: train low-rank adapters instead of all weights (needs ``peft``).
+            compile: ``torch.compile`` the decoder (dynamic shapes; a C++ compiler on CPU). Off by
+                default: on the 2-core CPU its compile time outweighs the faster steps of a short run
+                (docs/performance.md has the measurement).
         """
         check_dtype(dtype)  # before anything is loaded
         check_attn_implementation(attn_implementation)
@@ -78,6 +82,7 @@ class UnlearningModule(L.LightningModule):
         self.gradient_checkpointing = gradient_checkpointing
         self.attn_implementation = attn_implementation
         self.lora = lora
+        self.compile = compile
         # LoRA checkpoints hold only the adapter and none hold the frozen reference: both come
         # from ``model`` when the module is rebuilt
         self.strict_loading = lora is None and not objective.needs_reference
@@ -136,6 +141,8 @@ class UnlearningModule(L.LightningModule):
             self.reference_model = self._load_base(self.dtype_name)
             self.reference_model.requires_grad_(False).eval()
             self.reference_model.config.use_cache = False
+        if self.compile:
+            compile_decoder(self.model)
         self.model.train()
 
     def train(self, mode: bool = True) -> UnlearningModule:

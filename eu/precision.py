@@ -6,6 +6,8 @@ from pathlib import Path
 
 import torch
 
+from eu.errors import EUError
+
 NATIVE_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
@@ -19,6 +21,24 @@ def cpu_bf16_flags(cpuinfo: str | None = None) -> list[str]:
         if line.startswith("flags"):
             flags |= set(line.split(":", 1)[-1].split())
     return [f for f in NATIVE_CPU_FLAGS if f in flags]
+
+
+def native_bf16(device: torch.device | str) -> bool:
+    """Whether ``device`` computes bfloat16 natively: a CUDA GPU with bf16, or a CPU with avx512_bf16 or AMX."""
+    if torch.device(device).type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return bool(cpu_bf16_flags())
+
+
+def inference_dtype(device: torch.device | str, dtype: str = "auto") -> torch.dtype:
+    """Weights dtype for generation and scoring on ``device``: ``auto`` is bfloat16 where it is native, else
+    float32; ``float32`` and ``bfloat16`` as named."""
+    choices = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+    if dtype == "auto":
+        return torch.bfloat16 if native_bf16(device) else torch.float32
+    if dtype not in choices:
+        raise EUError(f"--dtype must be auto, float32 or bfloat16, got {dtype!r}")
+    return choices[dtype]
 
 
 def default_precision(accelerator: str | None = "auto") -> tuple[str, str]:

@@ -30,6 +30,7 @@ def evaluate(
     guard_threshold: float | None = None,
     seed: int = 0,
     device: str = "auto",
+    dtype: str = "auto",
     trust_remote_code: bool = False,
 ) -> dict[str, Any]:
     """Evaluate one or more models; writes OUT/results.json, results.md and results.png.
@@ -52,6 +53,9 @@ def evaluate(
         guard_threshold: guard threshold in nats; calibrated on the domain when omitted.
         seed: seed of the suite samples.
         device: ``auto``, ``cpu`` or ``cuda``.
+        dtype: weights of the evaluated models and the judge: ``auto`` (bfloat16 where the device
+            computes it natively: a CUDA GPU with bf16, a CPU with avx512_bf16 or AMX; else
+            float32), ``float32`` or ``bfloat16``.
         trust_remote_code: allow model repositories' own Python code (a checkpoint cannot allow it).
     """
     from eu.eval.guard import KLGuard
@@ -59,6 +63,7 @@ def evaluate(
     from eu.eval.report import load_model_result, markdown_table, model_result_path, save_model_result, write_results
     from eu.eval.runner import build_suites, run_suites
     from eu.io import output_dir
+    from eu.precision import inference_dtype
 
     if isinstance(model, str):
         model = [model]
@@ -72,6 +77,8 @@ def evaluate(
         dev = torch.device(
             "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
         )
+        weights = inference_dtype(dev, dtype)
+        print(f"eu: evaluating in {str(weights).removeprefix('torch.')} on {dev} (--dtype {dtype})", file=sys.stderr)
         # what a saved result depends on: the exact items (suites, sizes, seed, user files) and the scoring
         arguments = {
             "suites": names,
@@ -86,6 +93,7 @@ def evaluate(
             "batch_size": batch_size,
             "guard": guard,
             "guard_threshold": guard_threshold,
+            "dtype": str(weights),
         }
         results = {}
         for name in model:
@@ -99,9 +107,9 @@ def evaluate(
                 results[name] = saved
                 continue
             if needs_judge and scorer is None:
-                scorer = build_judge(judge)
+                scorer = build_judge(judge, dtype)
             lm, tokenizer = load_model_and_tokenizer(name, trust_remote_code)
-            lm.to(dev).eval()
+            lm.to(dev, weights).eval()
             kl_guard = None
             if guard:
                 kl_guard = (

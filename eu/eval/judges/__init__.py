@@ -43,13 +43,14 @@ __all__ = [
 ]
 
 
-def build_judge(spec: str) -> Judge:
+def build_judge(spec: str, dtype: str = "auto") -> Judge:
     """A judge from a spec: ``default`` / ``likelihood`` (the shipped SmolLM2 judge),
-    ``likelihood:MODEL@CALIBRATION.json``, ``classifier:ID`` or ``guard:ID``."""
+    ``likelihood:MODEL@CALIBRATION.json``, ``classifier:ID`` or ``guard:ID``; the likelihood
+    judge's weights in ``dtype`` (``auto``: bfloat16 where native)."""
     kind, _, arg = spec.partition(":")
     if kind in ("default", "likelihood"):
         model, _, calibration = arg.rpartition("@") if arg.endswith(".json") else (arg, "", "")
-        return LikelihoodJudge(model or DEFAULT_MODEL, calibration=calibration or None)
+        return LikelihoodJudge(model or DEFAULT_MODEL, calibration=calibration or None, dtype=dtype)
     if kind == "classifier" and arg:
         return ClassifierJudge(arg)
     if kind == "guard" and arg:

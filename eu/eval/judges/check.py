@@ -64,6 +64,7 @@ def judge_check(
     batch_size: int = 16,
     max_response_tokens: int = 32,
     seed: int = 0,
+    dtype: str = "auto",
 ) -> dict[str, Any]:
     """Score the likelihood judge on the labelled set; with ``--calibrate`` pick and save thresholds.
 
@@ -75,6 +76,7 @@ def judge_check(
         batch_size: sequences per forward pass.
         max_response_tokens: the judge cuts responses to this many tokens.
         seed: seed of the generated incoherent responses and off-topic pairings.
+        dtype: the judge model's weights, ``auto`` (bfloat16 where native), ``float32`` or ``bfloat16``.
     """
     path = Path(out) if out else CALIBRATION_FILE
     scorer = LikelihoodJudge(
@@ -82,6 +84,7 @@ def judge_check(
         calibration=Thresholds(0.0, 0.0) if calibrate else path,
         batch_size=batch_size,
         max_response_tokens=max_response_tokens,
+        dtype=dtype,
     )
     _, tokenizer = scorer._load()
     checks = build_check_set(load_many_shot(data), tokenizer, benign_pairs(), seed)
@@ -89,7 +92,8 @@ def judge_check(
     feats = scorer.features([c.item for c in checks], relevance_always=True)
     seconds = time.perf_counter() - t0
     print(f"scored {len(checks)} responses in {seconds:.0f} s", file=sys.stderr)
-    result: dict[str, Any] = {"model": model, "seconds": round(seconds, 1)}
+    dtype_name = str(scorer.dtype).removeprefix("torch.")
+    result: dict[str, Any] = {"model": model, "dtype": dtype_name, "seconds": round(seconds, 1)}
     if calibrate:
         cal = [(c, f) for c, f in zip(checks, feats) if c.split == "calibration"]
         th, _ = calibrate_thresholds(
@@ -136,6 +140,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16, help="sequences per forward pass")
     parser.add_argument("--max-response-tokens", type=int, default=32, help="responses are cut to this many tokens")
     parser.add_argument("--seed", type=int, default=0, help="seed of generated responses and pairings")
+    parser.add_argument(
+        "--dtype", default="auto", choices=["auto", "float32", "bfloat16"], help="auto: bfloat16 where native"
+    )
     args = parser.parse_args(argv)
-    judge_check(args.calibrate, args.model, args.out, args.data, args.batch_size, args.max_response_tokens, args.seed)
+    judge_check(
+        args.calibrate,
+        args.model,
+        args.out,
+        args.data,
+        args.batch_size,
+        args.max_response_tokens,
+        args.seed,
+        args.dtype,
+    )
     return 0

@@ -21,6 +21,7 @@ from eu.eval.judges.base import JudgeItem
 from eu.eval.judges.refusal import is_refusal
 from eu.eval.judges.rule import GARBLED_SHARE, Features, Thresholds, decide, garbled_share, text_diversity
 from eu.eval.judges.scoring import mean_logprobs
+from eu.precision import inference_dtype
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
@@ -38,6 +39,8 @@ class LikelihoodJudge:
         max_response_tokens: responses are cut to this many tokens before scoring.
         max_prompt_tokens: longer rendered prompts keep their last this many tokens.
         device: ``cpu``/``cuda``; CUDA when available if omitted.
+        dtype: weights dtype, ``auto`` (bfloat16 where the device computes it natively), ``float32``
+            or ``bfloat16``.
     """
 
     def __init__(
@@ -49,6 +52,7 @@ class LikelihoodJudge:
         max_prompt_tokens: int = 512,
         neutral_prompt: str = NEUTRAL_PROMPT,
         device: str | None = None,
+        dtype: str = "auto",
     ) -> None:
         if calibration is None:
             shipped = json.loads(CALIBRATION_FILE.read_text(encoding="utf-8")) if CALIBRATION_FILE.is_file() else {}
@@ -66,6 +70,7 @@ class LikelihoodJudge:
         self.max_prompt_tokens = max_prompt_tokens
         self.neutral_prompt = neutral_prompt
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.dtype = inference_dtype(self.device, dtype)
         self._lm: Any = None
         self._tok: Any = None
 
@@ -74,7 +79,7 @@ class LikelihoodJudge:
             from eu.models import load_model, load_tokenizer
 
             self._tok = load_tokenizer(self.model_name)
-            self._lm = load_model(self.model_name).to(self.device).eval()
+            self._lm = load_model(self.model_name).to(self.device, self.dtype).eval()
         return self._lm, self._tok
 
     def _prompt_ids(self, prompt: str) -> list[int]:

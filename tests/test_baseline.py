@@ -1,0 +1,89 @@
+"""RetainOnlyBaseline trains RetainOnlyFT exactly as a separate RetainOnly run would, and compares."""
+
+import json
+
+import lightning as L
+import pytest
+import torch
+
+from eu import StreamConfig, UnlearningDataModule, UnlearningModule
+from eu.baseline import BASELINE_FILE, RetainOnlyBaseline, comparison_table
+from eu.callbacks import Evaluation
+from eu.errors import EUError
+from eu.objectives import RetainOnly
+
+from conftest import ROOT
+
+STEPS = 4
+
+
+def _adamw(params):
+    return torch.optim.AdamW(params, lr=1e-3, weight_decay=0.0)
+
+
+def _fit(workdir, objective, callbacks):
+    L.seed_everything(7)
+    dm = UnlearningDataModule(
+        StreamConfig(path=str(ROOT / "tests/data/retain.jsonl"), block_length=256),
+        StreamConfig(path=str(ROOT / "tests/data/forget.jsonl"), block_length=256),
+    )
+    module = UnlearningModule(model="tiny-llama", objective=objective, optimizer=_adamw)
+    dm.connect(module.tokenizer, module.model_name, module.sampling_model)
+    trainer = L.Trainer(
+        max_steps=STEPS,
+        accelerator="cpu",
+        callbacks=callbacks,
+        logger=L.pytorch.loggers.CSVLogger(workdir / "logs"),
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        limit_val_batches=0,
+        default_root_dir=workdir,
+    )
+    trainer.fit(module, datamodule=dm)
+    return trainer, module
+
+
+def _evaluation():
+    return Evaluation(suites="domain", domain="math-basic", sizes={"domain": 3}, max_new_tokens=4, examples=0)
+
+
+def test_baseline_equals_a_separate_retain_only_run(workdir, capsys, caplog):
+    from eu.objectives import ExclusiveUnlearning
+
+    caplog.set_level("INFO")
+    baseline = RetainOnlyBaseline("domain")
+    trainer, module = _fit(workdir, ExclusiveUnlearning(), [_evaluation(), baseline])
+    _, separate = _fit(workdir / "separate", RetainOnly(monitor_forget=False), [])
+    ours = baseline.module.model.state_dict()
+    theirs = separate.model.state_dict()
+    assert ours.keys() == theirs.keys()
+    for key in ours:
+        torch.testing.assert_close(ours[key], theirs[key], rtol=1e-5, atol=1e-6)
+    # and it is not simply the EU run's weights
+    eu_weights = module.model.state_dict()
+    assert any(not torch.allclose(ours[k], eu_weights[k]) for k in ours)
+    saved = json.loads((workdir / "logs" / "lightning_logs" / "version_0" / BASELINE_FILE).read_text())
+    assert saved["steps"] == STEPS
+    assert set(saved["retain_only"]) == {"eval/domain_acc"}
+    assert "against RetainOnlyFT trained the same way" in caplog.text
+
+
+def test_baseline_needs_the_evaluation_first(workdir):
+    from eu.objectives import ExclusiveUnlearning
+
+    with pytest.raises(EUError, match="list eu.callbacks.Evaluation before it"):
+        _fit(workdir, ExclusiveUnlearning(), [RetainOnlyBaseline("domain"), _evaluation()])
+
+
+def test_comparison_table_prints_the_ratio():
+    table = comparison_table(
+        {
+            "steps": 60,
+            "before": {"eval/domain_acc": 0.1},
+            "run": {"eval/domain_acc": 0.45},
+            "retain_only": {"eval/domain_acc": 0.5},
+        },
+        "ExclusiveUnlearning",
+    )
+    row = table.splitlines()[-1].split()
+    assert row == ["eu:", "eval/domain_acc", "0.100", "0.450", "0.500", "0.90"]
