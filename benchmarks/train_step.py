@@ -32,13 +32,14 @@ from typing import Any
 import torch
 
 from eu.data.datamodule import PackedSteps, StreamConfig, UnlearningDataModule
+from eu.data.sampler import SampleSettings
 from eu.data.sources import SELF_GENERATED
 from eu.losses import IGNORE_INDEX
 from eu.models import compile_decoder, load_model
 from eu.objectives import ExclusiveUnlearning
 from eu.objectives.terms import decoder_and_head, forget_term_from_hidden, retain_loss_from_hidden
 from eu.optim import MasterWeightAdamW
-from eu.precision import default_precision
+from eu.precision import default_precision, native_bf16
 from eu.prompts import encode_record, load_chat_tokenizer
 
 from naive_losses import naive_forget_loss, naive_retain_loss
@@ -49,6 +50,7 @@ def _datamodule(args: argparse.Namespace) -> UnlearningDataModule:
     dm = UnlearningDataModule(
         StreamConfig(path=args.retain, block_length=512, examples_per_step=args.examples),
         StreamConfig(path=args.forget, block_length=256, examples_per_step=args.examples),
+        sample=SampleSettings(num_pairs=args.forget_pairs),
     )
     dm.connect(load_chat_tokenizer(args.model), args.model, lambda: load_model(args.model))
     dm.setup()
@@ -83,7 +85,6 @@ def _reference_loss(
 def run_variant(args: argparse.Namespace) -> dict[str, Any]:
     """Time ``args.variant`` for warm-up + timed steps in this process."""
     from eu.data.records import read_records
-    from eu.data.sampler import SampleSettings
     from eu.models import load_model, load_tokenizer
 
     torch.manual_seed(0)
@@ -261,16 +262,19 @@ def _loss_peak(
     return meter.growth_mib
 
 
-def generation_throughput(model_name: str, pairs: int, batch: int, max_new_tokens: int) -> dict[str, float]:
-    """Seconds per generated answer: batched against one at a time (greedy, same prompts)."""
+def generation_throughput(
+    model_name: str, pairs: int, batch: int, max_new_tokens: int, dtype: torch.dtype = torch.float32
+) -> dict[str, float]:
+    """Seconds per generated answer in ``dtype``: batched against one at a time (greedy, same prompts)."""
     from eu.domains import domain_items
     from eu.generation import generate_from_ids
     from eu.models import load_model, load_tokenizer
     from eu.prompts import chat_prompt_ids
 
     tokenizer = load_tokenizer(model_name)
-    model = load_model(model_name).eval()
+    model = load_model(model_name).to(dtype).eval()
     prompts = [chat_prompt_ids(tokenizer, it["user_text"]) for it in domain_items("math-basic", "test")[:pairs]]
+    generate_from_ids(model, tokenizer, prompts[:batch], 2)  # warm-up
     start = time.perf_counter()
     for i in range(0, pairs, batch):
         generate_from_ids(model, tokenizer, prompts[i : i + batch], max_new_tokens)
@@ -384,13 +388,15 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(run_variant(args)))
         return
     if args.forget == SELF_GENERATED:  # sample it once here, not inside the timed processes
-        from eu.data.sampler import SampleSettings
         from eu.data.self_generated import ensure_corpus
 
         settings = SampleSettings(num_pairs=args.forget_pairs)
         ensure_corpus(args.model, settings, load_chat_tokenizer(args.model), lambda: load_model(args.model))
     shipped = shipped_precision(args)
-    results = {label: _spawn(args, *spec) for label, spec in variants(shipped, args.compile).items()}
+    results = {}
+    for label, spec in variants(shipped, args.compile).items():
+        results[label] = _spawn(args, *spec)
+        print(f"{label}: median step {results[label]['median_step_s']:.2f} s", file=sys.stderr, flush=True)
     first = next(iter(results.values()))
     print(
         f"model {args.model}, {args.examples} retain + {args.examples} forget examples per step, "
@@ -399,12 +405,18 @@ def main(argv: list[str] | None = None) -> None:
     print(f"device {first['device']}, {first['params'] / 1e6:.0f}M parameters")
     print_table(results, shipped)
     if args.generation:
-        gen = generation_throughput(args.model, args.generation, args.generation, 32)
-        print(
-            f"generation, {args.generation} maths prompts, 32 new tokens: batched "
-            f"{gen['batched_s_per_item']:.2f} s/item, one at a time {gen['single_s_per_item']:.2f} s/item, "
-            f"speedup {gen['speedup']:.1f}x"
-        )
+        dtypes = [torch.float32] + ([torch.bfloat16] if native_bf16(args.device) else [])
+        batched = {}
+        for dtype in dtypes:
+            gen = generation_throughput(args.model, args.generation, args.generation, 32, dtype)
+            batched[dtype] = gen["batched_s_per_item"]
+            print(
+                f"generation in {str(dtype).removeprefix('torch.')}, {args.generation} maths prompts, 32 new tokens: "
+                f"batched {gen['batched_s_per_item']:.2f} s/item, one at a time {gen['single_s_per_item']:.2f} "
+                f"s/item, speedup {gen['speedup']:.1f}x"
+            )
+        if len(batched) == 2:
+            print(f"generation, batched: bfloat16 {batched[torch.float32] / batched[torch.bfloat16]:.2f}x float32")
 
 
 if __name__ == "__main__":

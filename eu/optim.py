@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import Any
 
 import torch
+from torch.optim.adamw import adamw
 
 LOW_PRECISION = (torch.bfloat16, torch.float16)
 
@@ -45,7 +45,7 @@ class MasterWeightAdamW(torch.optim.Optimizer):
     def _state(self, p: torch.Tensor) -> dict[str, Any]:
         state = self.state[p]
         if not state:
-            state["step"] = 0
+            state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
             if p.dtype in LOW_PRECISION:
                 state["master"] = p.detach().float()
             state["exp_avg"] = torch.zeros_like(p, dtype=torch.float32, memory_format=torch.preserve_format)
@@ -59,22 +59,32 @@ class MasterWeightAdamW(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            states = [self._state(p) for p in params]
+            weights = [s.get("master", p) for s, p in zip(states, params, strict=True)]
             beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self._state(p)
-                state["step"] += 1
-                t = state["step"]
-                weight = state.get("master", p)
-                grad = p.grad.float()
-                weight.mul_(1 - group["lr"] * group["weight_decay"])
-                state["exp_avg"].lerp_(grad, 1 - beta1)
-                state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-                denom = (state["exp_avg_sq"].sqrt() / math.sqrt(1 - beta2**t)).add_(group["eps"])
-                weight.addcdiv_(state["exp_avg"], denom, value=-group["lr"] / (1 - beta1**t))
-                if weight is not p:
-                    p.copy_(weight)
+            # torch's own AdamW kernel (fused: one pass over each tensor) on the float32 weights
+            adamw(
+                weights,
+                [p.grad.float() for p in params],
+                [s["exp_avg"] for s in states],
+                [s["exp_avg_sq"] for s in states],
+                [],
+                [s["step"] for s in states],
+                fused=all(w.device.type in ("cpu", "cuda") for w in weights),
+                amsgrad=False,
+                beta1=beta1,
+                beta2=beta2,
+                lr=group["lr"],
+                weight_decay=group["weight_decay"],
+                eps=group["eps"],
+                maximize=False,
+            )
+            for p, w in zip(params, weights, strict=True):
+                if w is not p:
+                    p.copy_(w)
         return loss
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
