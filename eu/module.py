@@ -25,8 +25,8 @@ DEFAULT_OBJECTIVE = lazy_instance(ExclusiveUnlearning)
 
 
 def default_optimizer(params: Any) -> torch.optim.Optimizer:
-    """AdamW at the reference learning rate 1e-5 without weight decay, in its fused kernel."""
-    return torch.optim.AdamW(params, lr=1e-5, weight_decay=0.0, fused=True)
+    """AdamW at the reference learning rate 1e-5 without weight decay."""
+    return torch.optim.AdamW(params, lr=1e-5, weight_decay=0.0)
 
 
 class UnlearningModule(L.LightningModule):
