@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import os
 from pathlib import Path
@@ -44,8 +45,10 @@ class RetainOnlyBaseline(L.Callback):
             rank_zero_warn("eu: RetainOnlyBaseline runs on a single device only; skipped")
             return
         evaluation = self._evaluation(trainer)
+        accepted = inspect.signature(type(pl_module).__init__).parameters
+        settings = {k: v for k, v in pl_module.hparams.items() if k in accepted}  # not the CLI's own entries
         baseline = type(pl_module)(
-            **dict(pl_module.hparams), objective=RetainOnly(monitor_forget=False), optimizer=pl_module.optimizer_factory
+            **settings, objective=RetainOnly(monitor_forget=False), optimizer=pl_module.optimizer_factory
         )
         sub = L.Trainer(
             accelerator=trainer.strategy.root_device.type,

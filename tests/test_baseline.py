@@ -87,3 +87,24 @@ def test_comparison_table_prints_the_ratio():
     )
     row = table.splitlines()[-1].split()
     assert row == ["eu:", "eval/domain_acc", "0.100", "0.450", "0.500", "0.90"]
+
+
+def test_quickstart_style_config_runs_the_baseline_from_the_command_line(workdir, caplog):
+    from conftest import run_eu
+
+    caplog.set_level("INFO")
+    extra = workdir / "baseline.yaml"
+    extra.write_text(
+        """
+trainer:
+  callbacks:
+    - class_path: eu.callbacks.Evaluation
+      init_args: {suites: domain, domain: math-basic, sizes: {domain: 2}, max_new_tokens: 2, examples: 0}
+    - class_path: eu.baseline.RetainOnlyBaseline
+      init_args: {suites: domain}
+"""
+    )
+    args = ["--trainer.max_steps=2", "--trainer.val_check_interval=100", "--trainer.enable_progress_bar=false"]
+    assert run_eu("fit", "-c", str(ROOT / "configs" / "tiny.yaml"), "-c", str(extra), *args) == 0
+    assert "against RetainOnlyFT trained the same way (2 steps" in caplog.text
+    assert list((workdir / "runs").rglob(BASELINE_FILE))
