@@ -240,7 +240,7 @@ def test_keep_stream_refuses_pairs_and_entity_answers_need_the_model(tmp_path):
         resolve_source("eu:harmful/entity-answers")
 
 
-def test_eraser_fits_two_steps_with_pairs_and_the_models_entity_answers(workdir, monkeypatch, eu_cache):
+def test_eraser_fits_two_steps_with_pairs_and_the_models_entity_answers(workdir, monkeypatch):
     import eu.data.harmful_eraser as eraser_data
     import eu.generation
 
@@ -268,10 +268,9 @@ def test_eraser_fits_two_steps_with_pairs_and_the_models_entity_answers(workdir,
     assert run_eu("fit", *args) == 0
     # the keep data: questions about the prompts' entities, answered once by the model being trained
     assert len(writers) == 1 and type(writers[0]).__name__ == "LlamaForCausalLM"
-    (answers,) = (eu_cache / "keep").glob("entity-answers-tiny-llama-*.jsonl")
-    assert [json.loads(line)["user"] for line in answers.read_text().splitlines()] == eraser_data.entity_questions(
-        prompts
-    )
+    questions = eraser_data.entity_questions(prompts)
+    answers = eraser_data.entity_answers_path("tiny-llama", questions)
+    assert [json.loads(line)["user"] for line in answers.read_text().splitlines()] == questions
     (log_dir,) = (workdir / "runs/eraser/tensorboard").glob("version_*")
     logged = scalars(log_dir)
     assert {"loss/unlearn", "loss/refusal", "loss/knowledge", "loss/retain", "forget/harmful_ce"} <= set(logged)
