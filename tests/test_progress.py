@@ -2,6 +2,8 @@
 
 import io
 
+import torch
+
 from eu.progress import Progress
 
 from conftest import ROOT, run_eu
@@ -44,3 +46,15 @@ def test_fit_reports_steps_not_epochs_when_output_is_not_a_terminal(workdir, cap
     assert lines[0].startswith("eu: fit: 0/4 steps") and lines[-1].startswith("eu: fit: 4/4 steps (100%)")
     assert "loss" in lines[-1]
     assert "Epoch 0/-2" not in captured.out + captured.err
+
+
+def test_judge_passes_report_progress_when_named(tiny_model, capsys):
+    from eu.eval.judges.scoring import token_logprobs
+
+    pairs = [([1, 2, 3], [4, 5]), ([1, 2], [6])]
+    quiet = token_logprobs(tiny_model, 0, pairs, batch_size=1)
+    assert capsys.readouterr().err == ""
+    named = token_logprobs(tiny_model, 0, pairs, batch_size=1, desc="judge: fluency after the prompt")
+    err = capsys.readouterr().err
+    assert "judge: fluency after the prompt: 2/2 responses (100%)" in err
+    assert all(torch.equal(a, b) for a, b in zip(quiet, named))

@@ -105,7 +105,8 @@ class LikelihoodJudge:
             i: tok(items[i].response.strip(), add_special_tokens=False)["input_ids"][: self.max_response_tokens]
             for i in todo
         }
-        given = mean_logprobs(model, pad, [(self._prompt_ids(items[i].prompt), resp[i]) for i in todo], self.batch_size)
+        with_prompt = [(self._prompt_ids(items[i].prompt), resp[i]) for i in todo]
+        given = mean_logprobs(model, pad, with_prompt, self.batch_size, "judge: fluency after the prompt")
         fluency = dict(zip(todo, given))
         cut = {i: tok.decode(resp[i]) for i in todo}
         diversity = {i: text_diversity(cut[i]) for i in todo}
@@ -118,7 +119,8 @@ class LikelihoodJudge:
             or (fluency[i] >= th.fluency and diversity[i] >= th.diversity and garbled[i] < GARBLED_SHARE)
         ]
         neutral = self._prompt_ids(self.neutral_prompt)
-        base = dict(zip(need, mean_logprobs(model, pad, [(neutral, resp[i]) for i in need], self.batch_size)))
+        neutral_pairs = [(neutral, resp[i]) for i in need]
+        base = dict(zip(need, mean_logprobs(model, pad, neutral_pairs, self.batch_size, "judge: relevance")))
         for i in todo:
             relevance = fluency[i] - base[i] if i in base else math.nan
             feats[i] = Features(False, fluency[i], relevance, diversity[i], garbled[i])

@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from eu.progress import Progress
+
 
 def _shared_prefix(seqs: list[list[int]], limit: int) -> int:
     n = 0
@@ -30,17 +32,19 @@ def _logits(model: Any, ids: torch.Tensor, mask: torch.Tensor, keep: torch.Tenso
 
 @torch.no_grad()
 def token_logprobs(
-    model: Any, pad_id: int, pairs: list[tuple[list[int], list[int]]], batch_size: int = 16
+    model: Any, pad_id: int, pairs: list[tuple[list[int], list[int]]], batch_size: int = 16, desc: str | None = None
 ) -> list[torch.Tensor]:
     """Log-likelihood of every response token given its prompt, ``pairs`` of ``(prompt_ids, response_ids)``.
 
     Pairs are sorted by length and run ``batch_size`` at a time, right-padded. Prompt tokens
     that all rows of a batch share (the system header, a fixed neutral prompt) run once and are
     reused through the KV cache; logits are computed only where a response token is predicted.
+    With ``desc``, progress is shown under that name.
     """
     device = next(model.parameters()).device
     out = [torch.zeros(0, dtype=torch.float64) for _ in pairs]
     order = sorted((i for i, (_, r) in enumerate(pairs) if r), key=lambda i: (len(pairs[i][0]), len(pairs[i][1])))
+    progress = Progress(len(order), desc or "", "responses", enabled=desc is not None)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         seqs = [pairs[i][0] + pairs[i][1] for i in idx]
@@ -66,11 +70,14 @@ def token_logprobs(
         for row, seq in enumerate(seqs):
             lo, hi = starts[row] - 1 - first, len(seq) - 1 - first
             out[idx[row]] = tok_lp[row, lo:hi].clone()
+        progress.update(len(idx))
+    progress.close()
     return out
 
 
 def mean_logprobs(
-    model: Any, pad_id: int, pairs: list[tuple[list[int], list[int]]], batch_size: int = 16
+    model: Any, pad_id: int, pairs: list[tuple[list[int], list[int]]], batch_size: int = 16, desc: str | None = None
 ) -> list[float]:
     """Mean of :func:`token_logprobs` per pair; ``-inf`` for an empty response."""
-    return [float(t.mean()) if len(t) else -math.inf for t in token_logprobs(model, pad_id, pairs, batch_size)]
+    logprobs = token_logprobs(model, pad_id, pairs, batch_size, desc)
+    return [float(t.mean()) if len(t) else -math.inf for t in logprobs]
