@@ -16,15 +16,20 @@ from eu.prompts import ChatRecord, encode_record
 
 
 def choice_logprobs(model: Any, tokenizer: Any, items: list[dict[str, Any]], batch_size: int = 16) -> list[list[float]]:
-    """Per item, the log-likelihood of each of its ``choices`` as the response to its ``prompt``."""
-    pairs = []
+    """Per item, the log-likelihood of each of its ``choices`` as the response to its ``prompt``.
+
+    An item's choices run together (up to ``batch_size`` at a time), so the prompt they share is
+    computed once and reused through the KV cache: about one prompt's cost per item, not one per choice.
+    """
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    out = []
     for item in items:
+        pairs = []
         for choice in item["choices"]:
             ids, prompt_len = encode_record(tokenizer, ChatRecord(item["prompt"], choice))
             pairs.append((ids[:prompt_len], ids[prompt_len:]))
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    scores = iter([float(t.sum()) for t in token_logprobs(model, pad or 0, pairs, batch_size)])
-    return [[next(scores) for _ in item["choices"]] for item in items]
+        out.append([float(t.sum()) for t in token_logprobs(model, pad or 0, pairs, batch_size)])
+    return out
 
 
 def score_choices(model: Any, tokenizer: Any, records: list[dict[str, Any]], batch_size: int = 16) -> None:
