@@ -30,7 +30,7 @@ def fake_mmlu(monkeypatch):
 
 @pytest.fixture()
 def fake_judge(monkeypatch):
-    monkeypatch.setattr(eu.eval.judges, "build_judge", lambda spec: KeywordJudge())
+    monkeypatch.setattr(eu.eval.judges, "build_judge", lambda spec, dtype="auto": KeywordJudge())
 
 
 @pytest.fixture()
