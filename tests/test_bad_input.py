@@ -312,3 +312,11 @@ def test_validation_without_held_out_forget_examples(workdir, capsys):
 def test_unknown_attention_implementation(workdir, capsys):
     code = _fit("--model.attn_implementation=flash")
     _assert_failed_cleanly(code, capsys, workdir, "model.attn_implementation", "flash_attention_2")
+
+
+def test_evaluate_with_a_wrong_dtype_stops_before_writing(workdir, capsys):
+    code = run_eu("evaluate", "--model", "tiny-llama", "--suites", "domain:math-basic", "--dtype", "float33")
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--dtype must be auto, float32 or bfloat16, got 'float33'" in err
+    assert not (workdir / "eval").exists()

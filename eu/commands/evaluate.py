@@ -70,14 +70,14 @@ def evaluate(
     if not model:
         raise EUError("give at least one --model")
     names = [s.strip() for s in suites.split(",") if s.strip()]
+    dev = torch.device(
+        "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
+    )
+    weights = inference_dtype(dev, dtype)  # a wrong --dtype stops here, before any output exists
     with output_dir(out, "evaluate", "--out") as folder:
         items = build_suites(names, harmful_size, jailbreak_size, domain, domain_size, seed, mmlu_size=mmlu_size)
         needs_judge = any(its and its[0]["harmful_request"] for its in items.values())
         scorer = None
-        dev = torch.device(
-            "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
-        )
-        weights = inference_dtype(dev, dtype)
         print(f"eu: evaluating in {str(weights).removeprefix('torch.')} on {dev} (--dtype {dtype})", file=sys.stderr)
         # what a saved result depends on: the exact items (suites, sizes, seed, user files) and the scoring
         arguments = {
