@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from eu.errors import EUError
+from eu.precision import native_bf16
 
 # Randomly initialised models of real sizes (no download), for benchmarks; byte-level tokenizer.
 RANDOM_MODELS = {
@@ -76,8 +77,9 @@ def load_tokenizer(name: str, trust_remote_code: bool = False) -> Any:
 
 
 def sampling_dtype() -> str | None:
-    """The dtype the reference samples the forget corpus in: bfloat16 on a CUDA GPU that supports it, else float32."""
-    return "bfloat16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else None
+    """The dtype to sample the forget corpus in: bfloat16 where the sampling device computes it natively (as the
+    reference samples on its GPUs; CPUs with avx512_bf16 or AMX too), else ``None`` (float32)."""
+    return "bfloat16" if native_bf16("cuda" if torch.cuda.is_available() else "cpu") else None
 
 
 def compile_decoder(model: Any) -> None:

@@ -99,7 +99,7 @@ class UnlearningModule(L.LightningModule):
 
     def sampling_model(self) -> Any:
         """A fresh copy of the base model to sample a self-generated forget corpus from, in the
-        reference's sampling dtype (bfloat16 on a GPU that has it, else float32)."""
+        dtype :func:`eu.models.sampling_dtype` names (bfloat16 where the device computes it natively)."""
         return self._load_base(sampling_dtype())
 
     def _load_base(self, dtype: str | None) -> Any:

@@ -130,13 +130,28 @@ def test_sampling_stops_at_eos_and_the_templates_end_of_turn_marker(tiny_tokeniz
     assert tiny_tokenizer.convert_tokens_to_ids("<|im_end|>") in ends
 
 
-def test_sampling_dtype_is_float32_without_a_bf16_gpu():
-    import torch
-
+def test_sampling_dtype_is_bfloat16_only_where_the_device_computes_it_natively(monkeypatch):
+    import eu.precision
     from eu.models import sampling_dtype
 
-    expected = "bfloat16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else None
-    assert sampling_dtype() == expected
+    monkeypatch.setattr(eu.precision.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(eu.precision, "cpu_bf16_flags", lambda cpuinfo=None: [])
+    assert sampling_dtype() is None
+    monkeypatch.setattr(eu.precision, "cpu_bf16_flags", lambda cpuinfo=None: ["avx512_bf16"])
+    assert sampling_dtype() == "bfloat16"
+
+
+def test_the_forget_corpus_cache_is_keyed_by_the_sampling_dtype():
+    from eu.data.harmful_eraser import entity_answers_path
+    from eu.data.sampler import SampleSettings
+    from eu.data.self_generated import corpus_path
+
+    settings = SampleSettings(num_pairs=8)
+    float32 = corpus_path("m", settings)
+    assert corpus_path("m", settings, "float32") == float32  # corpora cached before keep their keys
+    assert corpus_path("m", settings, "bfloat16") != float32
+    assert entity_answers_path("m", ["q"], "float32") == entity_answers_path("m", ["q"])
+    assert entity_answers_path("m", ["q"], "bfloat16") != entity_answers_path("m", ["q"])
 
 
 def test_eu_sample_then_fit_on_a_tiny_gemma2_with_a_system_less_template(workdir, tiny_tokenizer):
@@ -151,9 +166,7 @@ def test_eu_sample_then_fit_on_a_tiny_gemma2_with_a_system_less_template(workdir
     tok = copy.deepcopy(tiny_tokenizer)
     tok.chat_template = NO_SYSTEM_TEMPLATE
     sizes = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4)
-    config = Gemma2Config(
-        vocab_size=len(tok), num_key_value_heads=2, head_dim=8, final_logit_softcapping=30.0, **sizes
-    )
+    config = Gemma2Config(vocab_size=len(tok), num_key_value_heads=2, head_dim=8, final_logit_softcapping=30.0, **sizes)
     config.pad_token_id, config.bos_token_id, config.eos_token_id = tok.pad_token_id, 1, tok.eos_token_id
     torch.manual_seed(0)
     model_dir = workdir / "tiny-gemma2"

@@ -8,6 +8,7 @@ import torch
 
 from eu.data.records import PreferenceRecord
 from eu.errors import EUError
+from eu.models import sampling_dtype
 from eu.prompts import ChatRecord
 
 from conftest import ROOT, run_eu, scalars
@@ -269,7 +270,7 @@ def test_eraser_fits_two_steps_with_pairs_and_the_models_entity_answers(workdir,
     # the keep data: questions about the prompts' entities, answered once by the model being trained
     assert len(writers) == 1 and type(writers[0]).__name__ == "LlamaForCausalLM"
     questions = eraser_data.entity_questions(prompts)
-    answers = eraser_data.entity_answers_path("tiny-llama", questions)
+    answers = eraser_data.entity_answers_path("tiny-llama", questions, sampling_dtype())  # keyed by the load dtype
     assert [json.loads(line)["user"] for line in answers.read_text().splitlines()] == questions
     (log_dir,) = (workdir / "runs/eraser/tensorboard").glob("version_*")
     logged = scalars(log_dir)

@@ -105,4 +105,3 @@ def test_bf16_true_fit_trains_bf16_weights(workdir, caplog, optimizer):
     states = ckpt["optimizer_states"][0]["state"].values()
     if optimizer == "eu.optim.MasterWeightAdamW":
         assert all(s["master"].dtype == torch.float32 for s in states)
-

@@ -41,8 +41,8 @@ def sample(
         top_k: top-k sampling cut-off.
         seed: base seed; chunk ``c`` uses a seed derived from it and ``c``.
         system: system turn of the sampled conversations; unset (the reference): none.
-        dtype: ``auto`` (the reference: bfloat16 on a GPU that has it, else float32), float32,
-            bfloat16 or float16.
+        dtype: ``auto`` (bfloat16 where the device computes it natively, as the reference on GPUs;
+            else float32), float32, bfloat16 or float16.
         device: ``auto``, ``cpu`` or ``cuda``.
     """
     settings = SampleSettings(num_pairs, batch_size, user_tokens, answer_tokens, temperature, top_k, seed, system)

@@ -142,6 +142,7 @@ class UnlearningDataModule(L.LightningDataModule):
         self.tokenizer: Any = None
         self.model_name = ""
         self.load_model: ModelLoader | None = None
+        self.load_dtype: str | None = None
         self.seed = seed
         self.pad_to_multiple_of = pad_to_multiple_of
         self.static_shape = static_shape
@@ -160,7 +161,13 @@ class UnlearningDataModule(L.LightningDataModule):
                 "DataLoader workers, so every worker would replay every step; set data.num_workers=0"
             )
 
-    def connect(self, tokenizer: Any, model_name: str = "", load_model: ModelLoader | None = None) -> None:
+    def connect(
+        self,
+        tokenizer: Any,
+        model_name: str = "",
+        load_model: ModelLoader | None = None,
+        load_dtype: str | None = None,
+    ) -> None:
         """Give the data the model's chat tokenizer (``eu fit`` calls this before any data is read).
 
         Args:
@@ -168,20 +175,23 @@ class UnlearningDataModule(L.LightningDataModule):
             model_name: the model's reference, keying the cached self-generated corpus.
             load_model: returns the model to sample a ``self-generated`` forget corpus from;
                 called only when that corpus is not cached yet.
+            load_dtype: the dtype ``load_model``'s model comes in (``None``: float32); it keys the
+                cached corpora sampled from it.
         """
         self.tokenizer, self.model_name, self.load_model = tokenizer, model_name, load_model
+        self.load_dtype = load_dtype
 
     def _self_generated(self) -> Path:
         if self.load_model is None or not self.model_name:
             raise EUError("self-generated forget data needs the model: connect(tokenizer, model_name, load_model)")
-        return ensure_corpus(self.model_name, self.sample, self.tokenizer, self.load_model)
+        return ensure_corpus(self.model_name, self.sample, self.tokenizer, self.load_model, self.load_dtype)
 
     def _entity_answers(self) -> Path:
         if self.load_model is None or not self.model_name:
             raise EUError("eu:harmful/entity-answers needs the model: connect(tokenizer, model_name, load_model)")
         from eu.data.harmful_eraser import ensure_entity_answers
 
-        return ensure_entity_answers(self.model_name, self.tokenizer, self.load_model)
+        return ensure_entity_answers(self.model_name, self.tokenizer, self.load_model, dtype=self.load_dtype)
 
     @property
     def streams(self) -> list[str]:

@@ -176,21 +176,28 @@ def answer_questions(
     return answers
 
 
-def entity_answers_path(model_name: str, questions: list[str]) -> Path:
-    """Where the answers of ``model_name`` to ``questions`` are cached."""
-    spec = [model_name, questions, ANSWER_TOKENS, VERSION]
+def entity_answers_path(model_name: str, questions: list[str], dtype: str | None = None) -> Path:
+    """Where the answers of ``model_name`` in ``dtype`` (``None``: float32) to ``questions`` are cached."""
+    spec: list[Any] = [model_name, questions, ANSWER_TOKENS, VERSION]
+    if dtype not in (None, "float32"):  # float32 answers keep the keys they were cached under
+        spec.append(dtype)
     key = hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:16]
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", model_name).strip("_")[-60:]
     return cache_dir() / "keep" / f"entity-answers-{slug}-{key}.jsonl"
 
 
 def ensure_entity_answers(
-    model_name: str, tokenizer: Any, load_model: ModelLoader, source: str | Path | None = None
+    model_name: str,
+    tokenizer: Any,
+    load_model: ModelLoader,
+    source: str | Path | None = None,
+    dtype: str | None = None,
 ) -> Path:
     """The model's own answers about the entities of the harmful prompts (``user``/``assistant`` rows),
-    generated on first use and cached; ``load_model`` is called only then."""
+    generated on first use and cached; ``load_model`` is called only then and returns the model in
+    ``dtype`` (``None``: float32), which keys the cache."""
     questions = entity_questions([ex["user"] for ex in harmful_examples(source)])
-    path = entity_answers_path(model_name, questions)
+    path = entity_answers_path(model_name, questions, dtype)
     if path.is_file():
         return path
     with cache_lock(path):

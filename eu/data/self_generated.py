@@ -26,21 +26,26 @@ ModelLoader = Callable[[], Any]
 """Returns the causal LM to sample from (a fresh copy in its original weights)."""
 
 
-def corpus_path(model_name: str, settings: SampleSettings) -> Path:
-    """Where the corpus of ``model_name`` sampled with ``settings`` is cached."""
-    spec = [model_name, settings.__dict__, CORPUS_FORMAT]
+def corpus_path(model_name: str, settings: SampleSettings, dtype: str | None = None) -> Path:
+    """Where the corpus of ``model_name`` sampled with ``settings`` in ``dtype`` (``None``: float32) is cached."""
+    spec: list[Any] = [model_name, settings.__dict__, CORPUS_FORMAT]
+    if dtype not in (None, "float32"):  # float32 corpora keep the keys they were cached under
+        spec.append(dtype)
     key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", model_name).strip("_")[-60:]
     return cache_dir() / "forget" / f"{slug}-{key}.jsonl"
 
 
-def ensure_corpus(model_name: str, settings: SampleSettings, tokenizer: Any, load_model: ModelLoader) -> Path:
+def ensure_corpus(
+    model_name: str, settings: SampleSettings, tokenizer: Any, load_model: ModelLoader, dtype: str | None = None
+) -> Path:
     """Sample the corpus on first use (resuming an interrupted run) and return its path.
 
-    ``load_model`` is called only when the corpus must be sampled. Processes that need the same
-    corpus at once wait for the one sampling it.
+    ``load_model`` is called only when the corpus must be sampled and returns the model in ``dtype``
+    (``None``: float32), which keys the cache. Processes that need the same corpus at once wait for
+    the one sampling it.
     """
-    path = corpus_path(model_name, settings)
+    path = corpus_path(model_name, settings, dtype)
     if not path.is_file():
         with cache_lock(path):
             if not path.is_file():  # another process may have sampled it meanwhile
