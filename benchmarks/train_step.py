@@ -35,7 +35,7 @@ from eu.data.datamodule import PackedSteps, StreamConfig, UnlearningDataModule
 from eu.data.sampler import SampleSettings
 from eu.data.sources import SELF_GENERATED
 from eu.losses import IGNORE_INDEX
-from eu.models import compile_decoder, load_model
+from eu.models import compile_decoder, load_model, sampling_dtype
 from eu.objectives import ExclusiveUnlearning
 from eu.objectives.terms import decoder_and_head, forget_term_from_hidden, retain_loss_from_hidden
 from eu.optim import MasterWeightAdamW
@@ -108,7 +108,7 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
     if forget_source == SELF_GENERATED:
         from eu.data.self_generated import corpus_path
 
-        forget_source = str(corpus_path(args.model, SampleSettings(num_pairs=args.forget_pairs)))
+        forget_source = str(corpus_path(args.model, SampleSettings(num_pairs=args.forget_pairs), sampling_dtype()))
     records = {"retain": read_records(args.retain), "forget": read_records(forget_source)}
     planners = {n: dm.planner(n, 1).steps(0) for n in ("retain", "forget")}
     order = {n: _train_order(dm, n, records[n]) for n in ("retain", "forget")}
@@ -391,7 +391,9 @@ def main(argv: list[str] | None = None) -> None:
         from eu.data.self_generated import ensure_corpus
 
         settings = SampleSettings(num_pairs=args.forget_pairs)
-        ensure_corpus(args.model, settings, load_chat_tokenizer(args.model), lambda: load_model(args.model))
+        dtype = sampling_dtype()  # as eu fit samples it
+        tokenizer = load_chat_tokenizer(args.model)
+        ensure_corpus(args.model, settings, tokenizer, lambda: load_model(args.model, dtype), dtype)
     shipped = shipped_precision(args)
     results = {}
     for label, spec in variants(shipped, args.compile).items():
