@@ -38,7 +38,7 @@ from eu.losses import IGNORE_INDEX
 from eu.models import compile_decoder, load_model, sampling_dtype
 from eu.objectives import ExclusiveUnlearning
 from eu.objectives.terms import decoder_and_head, forget_term_from_hidden, retain_loss_from_hidden
-from eu.optim import MasterWeightAdamW
+from eu.optim import MasterWeightAdamW, use_fused_kernel
 from eu.precision import default_precision, native_bf16
 from eu.prompts import encode_record, load_chat_tokenizer
 
@@ -99,6 +99,8 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
         optimizer: torch.optim.Optimizer = MasterWeightAdamW(model.parameters(), lr=1e-5, weight_decay=0.0)
     else:
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.0)
+        if args.variant == "eu":  # as eu fit configures it; the reference keeps torch's foreach default
+            use_fused_kernel(optimizer)
     if args.compile:
         compile_decoder(model)
     objective = ExclusiveUnlearning()

@@ -17,7 +17,7 @@ from eu.logits import check_logit_path
 from eu.lora import LoraOptions, adapter_state, apply_lora, check_lora_strategy
 from eu.models import check_attn_implementation, check_dtype, compile_decoder, load_model, sampling_dtype
 from eu.objectives import ExclusiveUnlearning, Objective
-from eu.optim import loses_updates
+from eu.optim import loses_updates, use_fused_kernel
 from eu.prompts import load_chat_template, load_chat_tokenizer
 from eu.rng import preserved_rng, rng_states, set_rng_states
 
@@ -205,6 +205,8 @@ class UnlearningModule(L.LightningModule):
 
         params = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = self.optimizer_factory(params)
+        precision_plugin = getattr(self._trainer, "precision_plugin", None)
+        use_fused_kernel(optimizer, grad_scaler=getattr(precision_plugin, "scaler", None) is not None)
         if loses_updates(optimizer):
             rank_zero_warn(
                 f"eu: {type(optimizer).__name__} updates 16-bit weights in 16 bits, so updates below 1/256 of a "

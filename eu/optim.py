@@ -104,3 +104,39 @@ def loses_updates(optimizer: torch.optim.Optimizer) -> bool:
     if isinstance(optimizer, MasterWeightAdamW):
         return False
     return any(p.requires_grad and p.dtype in LOW_PRECISION for g in optimizer.param_groups for p in g["params"])
+
+
+FUSABLE = (torch.optim.Adam, torch.optim.AdamW)
+
+
+def use_fused_kernel(optimizer: torch.optim.Optimizer, grad_scaler: bool = False) -> bool:
+    """Switch a torch Adam or AdamW left to pick its own implementation to torch's fused kernel.
+
+    The fused kernel makes one pass over each parameter instead of the ``foreach`` path's several
+    (135 M parameters on a 2-core CPU: 0.08 s instead of 0.35 s per step). Nothing is switched when
+    the optimizer names ``fused`` or ``foreach`` itself, is differentiable or capturable, has already
+    stepped, holds a parameter torch's fused kernel does not support (device, dtype, a sharded
+    tensor), or when a gradient scaler (fp16 mixed precision) unscales gradients before clipping.
+    Returns whether it switched.
+    """
+    if type(optimizer) not in FUSABLE or grad_scaler or optimizer.state:
+        return False
+    groups = optimizer.param_groups
+    chosen = ("fused", "foreach")
+    if any(g.get(k) is not None for g in groups for k in chosen) or any(
+        g.get("differentiable") or g.get("capturable") for g in groups
+    ):
+        return False
+    from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+
+    devices = _get_fused_kernels_supported_devices()
+    params = [p for g in groups for p in g["params"]]
+    if not params or any(
+        type(p.data) is not torch.Tensor or p.device.type not in devices or not p.is_floating_point() for p in params
+    ):
+        return False
+    # set on the groups, not passed to the constructor: the constructor would also mark the optimizer
+    # as one that unscales gradients itself (for a GradScaler), and Lightning refuses to clip those
+    for group in groups:
+        group["fused"] = True
+    return True

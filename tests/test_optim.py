@@ -6,7 +6,7 @@ import warnings
 import pytest
 import torch
 
-from eu.optim import MasterWeightAdamW, loses_updates
+from eu.optim import MasterWeightAdamW, loses_updates, use_fused_kernel
 
 from conftest import ROOT, run_eu
 
@@ -105,3 +105,53 @@ def test_bf16_true_fit_trains_bf16_weights(workdir, caplog, optimizer):
     states = ckpt["optimizer_states"][0]["state"].values()
     if optimizer == "eu.optim.MasterWeightAdamW":
         assert all(s["master"].dtype == torch.float32 for s in states)
+
+
+def test_fused_kernel_switch_follows_adamw():
+    torch.manual_seed(0)
+    start = torch.randn(64, 32)
+    ours, theirs = torch.nn.Parameter(start.clone()), torch.nn.Parameter(start.clone())
+    opt_ours, opt_theirs = torch.optim.AdamW([ours], **SETTINGS), torch.optim.AdamW([theirs], **SETTINGS)
+    assert use_fused_kernel(opt_ours) and opt_ours.param_groups[0]["fused"]
+    assert not getattr(opt_ours, "_step_supports_amp_scaling", False)  # Lightning clips its gradients
+    with torch.profiler.profile() as prof:
+        for _ in range(5):
+            grad = torch.randn_like(start)
+            ours.grad, theirs.grad = grad.clone(), grad.clone()
+            opt_ours.step(), opt_theirs.step()
+    torch.testing.assert_close(ours, theirs)
+    assert any("fused_adamw" in e.key for e in prof.key_averages())
+
+
+@pytest.mark.parametrize(
+    "settings, scaler",
+    [({"foreach": True}, False), ({"fused": False}, False), ({}, True), ({"capturable": True}, False)],
+    ids=["foreach named", "fused named", "grad scaler", "capturable"],
+)
+def test_fused_kernel_switch_leaves_a_chosen_implementation(settings, scaler):
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.randn(4))], **settings)
+    assert not use_fused_kernel(opt, grad_scaler=scaler)
+    assert opt.param_groups[0]["fused"] in (None, False)
+
+
+def test_fused_kernel_switch_leaves_other_optimizers_and_stepped_ones():
+    p = torch.nn.Parameter(torch.randn(4))
+    assert not use_fused_kernel(torch.optim.SGD([p], lr=0.1))
+    assert not use_fused_kernel(MasterWeightAdamW([p]))
+    stepped = torch.optim.AdamW([p])
+    p.grad = torch.ones(4)
+    stepped.step()
+    assert not use_fused_kernel(stepped)
+
+
+def test_fit_under_bf16_mixed_clips_with_the_fused_kernel(workdir):
+    """eu's default precision here and its default clipping (1.0) with torch's fused AdamW kernel."""
+    args = [
+        "--trainer.precision=bf16-mixed",
+        "--trainer.max_steps=2",
+        "--trainer.val_check_interval=100",
+        "--trainer.enable_progress_bar=false",
+    ]
+    assert run_eu("fit", "-c", str(ROOT / "configs" / "tiny.yaml"), *args) == 0
+    ckpt = torch.load(next((workdir / "runs").rglob("last.ckpt")), weights_only=True)
+    assert ckpt["optimizer_states"][0]["param_groups"][0]["fused"] is True
