@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import re
 import string
@@ -26,7 +25,7 @@ import torch
 
 from eu.data.harmful_answers import cached_jsonl, harmful_examples
 from eu.data.harmful_preferences import INSTRUCTION_VERBS, preference_rows
-from eu.data.self_generated import ModelLoader
+from eu.data.self_generated import ModelLoader, model_output_path
 from eu.errors import EUError
 from eu.io import cache_dir, cache_lock, write_jsonl_atomic
 
@@ -178,12 +177,9 @@ def answer_questions(
 
 def entity_answers_path(model_name: str, questions: list[str], dtype: str | None = None) -> Path:
     """Where the answers of ``model_name`` in ``dtype`` (``None``: float32) to ``questions`` are cached."""
-    spec: list[Any] = [model_name, questions, ANSWER_TOKENS, VERSION]
-    if dtype not in (None, "float32"):  # float32 answers keep the keys they were cached under
-        spec.append(dtype)
-    key = hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:16]
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", model_name).strip("_")[-60:]
-    return cache_dir() / "keep" / f"entity-answers-{slug}-{key}.jsonl"
+    return model_output_path(
+        "keep", "entity-answers-", model_name, [model_name, questions, ANSWER_TOKENS, VERSION], dtype
+    )
 
 
 def ensure_entity_answers(

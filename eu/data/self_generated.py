@@ -26,14 +26,19 @@ ModelLoader = Callable[[], Any]
 """Returns the causal LM to sample from (a fresh copy in its original weights)."""
 
 
-def corpus_path(model_name: str, settings: SampleSettings, dtype: str | None = None) -> Path:
-    """Where the corpus of ``model_name`` sampled with ``settings`` in ``dtype`` (``None``: float32) is cached."""
-    spec: list[Any] = [model_name, settings.__dict__, CORPUS_FORMAT]
-    if dtype not in (None, "float32"):  # float32 corpora keep the keys they were cached under
-        spec.append(dtype)
+def model_output_path(folder: str, prefix: str, model_name: str, spec: list[Any], dtype: str | None) -> Path:
+    """Where text that ``model_name``, loaded in ``dtype`` (``None``: float32), wrote under ``spec`` is cached:
+    ``CACHE/folder/PREFIX{model slug}-{hash of spec and dtype}.jsonl``."""
+    if dtype not in (None, "float32"):  # float32 outputs keep the keys they were cached under
+        spec = [*spec, dtype]
     key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", model_name).strip("_")[-60:]
-    return cache_dir() / "forget" / f"{slug}-{key}.jsonl"
+    return cache_dir() / folder / f"{prefix}{slug}-{key}.jsonl"
+
+
+def corpus_path(model_name: str, settings: SampleSettings, dtype: str | None = None) -> Path:
+    """Where the corpus of ``model_name`` sampled with ``settings`` in ``dtype`` (``None``: float32) is cached."""
+    return model_output_path("forget", "", model_name, [model_name, settings.__dict__, CORPUS_FORMAT], dtype)
 
 
 def ensure_corpus(
