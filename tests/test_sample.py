@@ -190,11 +190,11 @@ def test_an_output_file_eu_did_not_write_is_never_overwritten(tmp_path, fake_chu
 
 
 def test_eu_sample_refuses_a_user_file_before_loading_the_model(tmp_path, monkeypatch):
-    import eu.models
+    import eu.commands.sample  # patched where it is used; patching eu.models would leak into a first import
 
     from conftest import run_eu
 
-    monkeypatch.setattr(eu.models, "load_model", lambda *a, **k: pytest.fail("the model should not be loaded"))
+    monkeypatch.setattr(eu.commands.sample, "load_model", lambda *a, **k: pytest.fail("the model should not be loaded"))
     out = tmp_path / "notes.jsonl"
     out.write_text("my notes\n")
     assert run_eu("sample", "--model", "tiny-llama", "--out", str(out)) == 2
