@@ -361,6 +361,45 @@ def test_evaluate_saves_each_model_and_reuses_it_only_with_the_same_arguments(tm
     assert list(json.loads((out / "results.json").read_text())) == ["tiny-llama"]
 
 
+def test_a_changed_judge_relabels_saved_responses_without_generating_again(
+    tmp_path, tiny_path, loads, fake_sources, monkeypatch
+):
+    import eu.eval.judges
+    import eu.eval.judges.version
+
+    class Verdict:
+        def __init__(self, label):
+            self.label, self.calls = label, 0
+
+        def judge(self, items):
+            self.calls += 1
+            return [self.label] * len(items)
+
+    old, new = Verdict("unsafe"), Verdict("refusal")
+    judges = {"v1": old, "v2": new}
+    version = {"now": "v1"}
+    monkeypatch.setattr(eu.eval.judges.version, "judge_version", lambda spec: version["now"])
+    monkeypatch.setattr(eu.eval.judges, "build_judge", lambda spec, dtype="auto": judges[version["now"]])
+    out = tmp_path / "eval"
+    kwargs = {"model": [str(tiny_path)], "suites": "harmful,domain", "harmful_size": 3}
+    first = _evaluate(out, **kwargs)[str(tiny_path)]
+    assert first["harmful"]["asr"] == 1.0 and loads == [str(tiny_path)]
+
+    loads.clear()
+    version["now"] = "v2"
+    again = _evaluate(out, **kwargs)[str(tiny_path)]
+    assert loads == [] and new.calls == 1, "the saved responses are judged again, nothing is generated"
+    assert again["harmful"]["asr"] == 0.0 and again["harmful"]["refusal_rate"] == 1.0
+    assert [r["label"] for r in again["harmful"]["records"]] == ["refusal"] * 3
+    assert [r["response"] for r in again["harmful"]["records"]] == [r["response"] for r in first["harmful"]["records"]]
+    assert again["domain"] == first["domain"], "suites scored without a judge are kept as they were"
+    saved = json.loads(next((out / "models").glob("*.json")).read_text())
+    assert saved["arguments"]["judge_version"] == "v2" and saved["results"] == again
+
+    loads.clear()
+    assert _evaluate(out, **kwargs)[str(tiny_path)] == again and new.calls == 1 and loads == [], "now reused as is"
+
+
 def test_evaluate_tables_name_a_model_folder_by_its_name(tmp_path, tiny_path, loads, capsys):
     out = tmp_path / "eval"
     _evaluate(out, model=[str(tiny_path)])

@@ -201,8 +201,9 @@ class _Run:
         """``{"losses": [...], "suites": run_suites(...)}`` of the model fine-tuned on ``n`` pairs."""
         from eu.commands.evaluate import model_files
         from eu.eval.judges import build_judge
-        from eu.eval.report import load_model_result, save_model_result
-        from eu.eval.runner import run_suites
+        from eu.eval.judges.version import judge_version
+        from eu.eval.report import save_model_result
+        from eu.eval.runner import run_suites, saved_result
 
         records = benign_records(n, self.training["data_seed"])
         arguments = {
@@ -210,18 +211,23 @@ class _Run:
             "model_files": model_files(self.model),
             "items_sha256": hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest(),
             "records_sha256": hashlib.sha256(repr(records).encode()).hexdigest(),
+            "judge_version": judge_version(settings["judge"]),
         }
         if n == 0:  # nothing is trained, so the result does not depend on the fine-tuning settings
             arguments = {k: v for k, v in arguments.items() if k not in self.training}
         key = f"examples={n}"
-        saved = load_model_result(folder, key, arguments)
+
+        def judge() -> Any:
+            self.judge = self.judge or build_judge(settings["judge"])
+            return self.judge
+
+        saved = saved_result(folder, key, arguments, judge, suites_field="suites")
         if saved is not None:
             print(f"eu: N={n}: finished earlier with the same arguments; reusing it", file=sys.stderr)
             return saved
         lm, tokenizer = load_model_and_tokenizer(self.model, self.trust_remote_code)
         lm.to(self.device).eval()
         losses = fine_tune(lm, tokenizer, records, **self.training) if n else []
-        self.judge = self.judge or build_judge(settings["judge"])
-        result = {"losses": losses, "suites": run_suites(lm, tokenizer, items, self.judge, **self.generation)}
+        result = {"losses": losses, "suites": run_suites(lm, tokenizer, items, judge(), **self.generation)}
         save_model_result(folder, key, arguments, result)
         return result

@@ -60,8 +60,9 @@ def evaluate(
     """
     from eu.eval.guard import KLGuard
     from eu.eval.judges import build_judge
-    from eu.eval.report import load_model_result, markdown_table, model_result_path, save_model_result, write_results
-    from eu.eval.runner import build_suites, run_suites
+    from eu.eval.judges.version import judge_version
+    from eu.eval.report import markdown_table, model_result_path, save_model_result, write_results
+    from eu.eval.runner import build_suites, run_suites, saved_result
     from eu.io import output_dir
     from eu.precision import inference_dtype
 
@@ -78,6 +79,12 @@ def evaluate(
         items = build_suites(names, harmful_size, jailbreak_size, domain, domain_size, seed, mmlu_size=mmlu_size)
         needs_judge = any(its and its[0]["harmful_request"] for its in items.values())
         scorer = None
+
+        def judge_once() -> Any:
+            nonlocal scorer
+            scorer = scorer or build_judge(judge, dtype)
+            return scorer
+
         print(f"eu: evaluating in {str(weights).removeprefix('torch.')} on {dev} (--dtype {dtype})", file=sys.stderr)
         # what a saved result depends on: the exact items (suites, sizes, seed, user files) and the scoring
         arguments = {
@@ -89,6 +96,7 @@ def evaluate(
             "seed": seed,
             "items_sha256": hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest(),
             "judge": judge,
+            "judge_version": judge_version(judge) if needs_judge else None,
             "max_new_tokens": max_new_tokens,
             "batch_size": batch_size,
             "guard": guard,
@@ -98,16 +106,17 @@ def evaluate(
         results = {}
         for name in model:
             model_args = {**arguments, "model": name, "model_files": model_files(name)}
-            saved = load_model_result(folder, name, model_args)
+            saved = saved_result(folder, name, model_args, judge_once)
             if saved is not None:
                 print(
-                    f"eu: {name}: finished earlier with the same arguments; reusing {model_result_path(folder, name)}",
+                    f"eu: {name}: generated earlier with the same arguments; reusing {model_result_path(folder, name)}"
+                    " (responses judged again if the judge changed since)",
                     file=sys.stderr,
                 )
                 results[name] = saved
                 continue
-            if needs_judge and scorer is None:
-                scorer = build_judge(judge, dtype)
+            if needs_judge:
+                judge_once()
             lm, tokenizer = load_model_and_tokenizer(name, trust_remote_code)
             lm.to(dev, weights).eval()
             kl_guard = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from eu.errors import EUError
 from eu.eval.entropy import entropy_fraction, response_kl_to_uniform
 from eu.eval.metrics import AttackSuccessRate, DomainAccuracy, EntropyFraction, RefusalRate
 from eu.eval.options import score_choices
-from eu.eval.report import path_suffix, unique_names
+from eu.eval.report import load_model_result, path_suffix, save_model_result, unique_names
 from eu.eval.suites import (
     domain_suite,
     harmful_suite,
@@ -169,6 +170,40 @@ def _score_judged(judge: Any, records: list[dict[str, Any]], device: torch.devic
     asr.update(sum(label == "unsafe" for label in labels), len(labels))
     refusal.update(sum(label == "refusal" for label in labels), len(labels))
     return {"asr": float(asr.compute()), "refusal_rate": float(refusal.compute())}
+
+
+def rejudge(results: dict[str, dict[str, Any]], judge: Any) -> dict[str, dict[str, Any]]:
+    """``results`` (``{suite: result}`` of :func:`run_suites`) with every judged suite's saved
+    responses labelled again by ``judge``; nothing is generated."""
+    out = dict(results)
+    for name, result in results.items():
+        records = [dict(r) for r in result.get("records", [])]
+        if records and scoring(records) == "judge":
+            out[name] = {**result, **_score_judged(judge, records, torch.device("cpu")), "records": records}
+    return out
+
+
+def saved_result(
+    folder: str | Path, key: str, arguments: dict[str, Any], judge: Callable[[], Any], suites_field: str | None = None
+) -> dict[str, Any] | None:
+    """The result saved in ``folder`` under ``key`` for ``arguments``, else ``None``.
+
+    A result saved under the same arguments but another ``judge_version`` keeps its generations:
+    its judged suites are labelled again by ``judge()`` and it is saved anew. ``suites_field``
+    names the key that holds ``{suite: result}`` when the saved result is not that mapping itself.
+    """
+    saved = load_model_result(folder, key, arguments)
+    if saved is not None:
+        return saved
+    stale = load_model_result(folder, key, arguments, ignore=("judge_version",))
+    if stale is None:
+        return None
+    if suites_field is None:
+        fresh = rejudge(stale, judge())
+    else:
+        fresh = {**stale, suites_field: rejudge(stale[suites_field], judge())}
+    save_model_result(folder, key, arguments, fresh)
+    return fresh
 
 
 def run_suites(

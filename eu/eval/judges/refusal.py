@@ -6,7 +6,7 @@ import re
 
 _ACTS = (
     r"help(?! it\b| but\b)|assist|provide|comply|fulfil+|write|create|generate|give|share|support|answer"
-    r"|engage|produce|offer|participate|condone|encourage|promote|do (?:that|this|so)|go along|take part"
+    r"|engage|produce|offer|participate|condone|encourage|promote|do (?:that|this|so|anything)|go along|take part"
     r"|make|explain|describe"
 )
 REFUSAL_PATTERNS = (
