@@ -1,5 +1,6 @@
 """``eu attack relearn`` on the tiny model: the benign set, the response-only loss, results per N."""
 
+import copy
 import json
 
 import pytest
@@ -83,6 +84,16 @@ def test_fine_tuning_changes_the_weights(tiny_model, tiny_tokenizer):
     assert all(len(b) == 2 for b in attack.step_batches(3, 2, 3, 0)) and len(attack.step_batches(1, 8, 2, 0)[0]) == 1
 
 
+def test_bf16_autocast_fine_tuning_keeps_float32_weights_and_tracks_float32(tiny_model, tiny_tokenizer):
+    records = [ChatRecord(f"Question {i}?", f"Answer {i}.") for i in range(3)]
+    twin = copy.deepcopy(tiny_model)
+    full = attack.fine_tune(tiny_model, tiny_tokenizer, records, steps=3, lr=1e-3, train_batch_size=2)
+    mixed = attack.fine_tune(twin, tiny_tokenizer, records, steps=3, lr=1e-3, train_batch_size=2, autocast=True)
+    assert all(p.dtype == torch.float32 for p in twin.parameters()), "master weights stay float32"
+    assert mixed != full, "the forward really ran in bf16"
+    assert torch.allclose(torch.tensor(mixed), torch.tensor(full), rtol=0.05), "same losses within bf16 rounding"
+
+
 def test_no_fine_tuning_equals_a_plain_evaluation(tmp_path, fake_sources, fake_judge):  # noqa: F811
     from eu.commands.evaluate import evaluate
 
@@ -119,6 +130,7 @@ def test_each_n_is_saved_and_reused_on_a_rerun(tmp_path, fake_sources, fake_mmlu
         ({"examples": "10,many"}, "whole numbers"),
         ({"steps": 0}, "--steps and --train_batch_size must be at least 1"),
         ({"model": "no-such-model"}, "unknown model 'no-such-model'"),
+        ({"dtype": "float16"}, "--dtype must be auto, float32 or bfloat16"),
     ],
 )
 def test_bad_input_is_refused_clearly(tmp_path, fake_sources, kwargs, message):  # noqa: F811

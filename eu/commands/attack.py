@@ -64,9 +64,11 @@ def fine_tune(
     lr: float = 1e-5,
     train_batch_size: int = 8,
     data_seed: int = 0,
+    autocast: bool = False,
 ) -> list[float]:
     """Cross-entropy on the responses of ``records`` for ``steps`` AdamW steps (no weight decay,
-    gradients clipped at 1.0, as ``eu fit``); returns the loss of every step."""
+    gradients clipped at 1.0, as ``eu fit``; under bf16 autocast with float32 weights when
+    ``autocast``, as ``eu fit``'s bf16-mixed); returns the loss of every step."""
     from eu.progress import Progress
     from eu.prompts import encode_record
 
@@ -79,7 +81,8 @@ def fine_tune(
     with Progress(steps, f"relearn on {len(records)} benign examples", "steps") as progress:
         for idx in step_batches(len(records), train_batch_size, steps, data_seed):
             batch = {k: v.to(device) for k, v in collate([encoded[i] for i in idx], pad).items()}
-            loss = model(**batch).loss
+            with torch.autocast(device.type, torch.bfloat16, enabled=autocast):
+                loss = model(**batch).loss
             if not torch.isfinite(loss):
                 raise EUError(f"the relearning loss became {loss.item()} at step {len(losses) + 1}; lower --lr")
             optimizer.zero_grad(set_to_none=True)
@@ -113,7 +116,8 @@ def relearn_table(model: str, rows: list[dict[str, Any]], settings: dict[str, An
     keys = ("harmful_asr", "harmful_refusal_rate", "jailbreak_asr", "jailbreak_refusal_rate", "final_loss")
     lines = [
         f"Relearning attack on {model}: {settings['steps']} AdamW steps at lr {settings['lr']}, "
-        f"batch {settings['train_batch_size']}, on the first N of {BENIGN}.",
+        f"batch {settings['train_batch_size']}, on the first N of {BENIGN}; "
+        f"{'bf16 autocast, evaluated in bfloat16' if settings.get('dtype') == 'bfloat16' else 'float32'}.",
         "",
         "| N | harmful ASR | harmful refusal | jailbreak ASR | jailbreak refusal | final loss |",
         "|---:|---:|---:|---:|---:|---:|",
@@ -138,6 +142,7 @@ def relearn(
     harmful_size: int | None = 100,
     seed: int = 0,
     device: str = "auto",
+    dtype: str = "auto",
     trust_remote_code: bool = False,
 ) -> dict[str, Any]:
     """Fine-tune on N benign pairs, then measure harmful and jailbreak ASR; writes OUT/relearn.json and relearn.md.
@@ -157,6 +162,9 @@ def relearn(
         harmful_size: harmful behaviours sampled; ``null``: all of them.
         seed: seed of the suite samples.
         device: ``auto``, ``cpu`` or ``cuda``.
+        dtype: ``auto`` (fine-tune under bf16 autocast and evaluate in bfloat16 where the device
+            computes bf16 natively, else float32, as ``eu fit`` and ``eu evaluate`` do), ``float32``
+            or ``bfloat16`` (bf16 autocast, then bfloat16 weights for evaluation).
         trust_remote_code: allow the model repository's own Python code (a checkpoint cannot allow it).
     """
     from eu.eval.report import summary_row
@@ -169,8 +177,9 @@ def relearn(
     training = {"steps": steps, "lr": lr, "train_batch_size": train_batch_size, "data_seed": data_seed}
     generation = {"max_new_tokens": max_new_tokens, "batch_size": batch_size}
     suites = {"harmful_size": harmful_size, "jailbreak_size": jailbreak_size, "seed": seed}
-    settings = {"model": model, **training, "benign": BENIGN, "judge": judge, **generation, **suites}
-    run = _Run(model, trust_remote_code, device, training, generation)
+    run = _Run(model, trust_remote_code, device, dtype, training, generation)
+    precision = {"dtype": str(run.dtype).removeprefix("torch.")}
+    settings = {"model": model, **training, "benign": BENIGN, "judge": judge, **generation, **suites, **precision}
     rows: list[dict[str, Any]] = []
     with output_dir(out, "attack", "--out") as folder:
         items = build_suites(["harmful", "jailbreak"], harmful_size, jailbreak_size, seed=seed)
@@ -190,11 +199,20 @@ class _Run:
     """Computes, or reuses from ``OUT/models/``, the result of one N."""
 
     def __init__(
-        self, model: str, trust_remote_code: bool, device: str, training: dict[str, Any], generation: dict[str, Any]
+        self,
+        model: str,
+        trust_remote_code: bool,
+        device: str,
+        dtype: str,
+        training: dict[str, Any],
+        generation: dict[str, Any],
     ) -> None:
+        from eu.precision import inference_dtype
+
         self.model, self.trust_remote_code = model, trust_remote_code
         self.training, self.generation = training, generation
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        self.dtype = inference_dtype(self.device, dtype)  # a wrong --dtype stops here, before any output exists
         self.judge: Any = None
 
     def result(self, folder: Path, n: int, items: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
@@ -227,7 +245,9 @@ class _Run:
             return saved
         lm, tokenizer = load_model_and_tokenizer(self.model, self.trust_remote_code)
         lm.to(self.device).eval()
-        losses = fine_tune(lm, tokenizer, records, **self.training) if n else []
+        autocast = self.dtype == torch.bfloat16
+        losses = fine_tune(lm, tokenizer, records, **self.training, autocast=autocast) if n else []
+        lm.to(self.dtype)
         result = {"losses": losses, "suites": run_suites(lm, tokenizer, items, judge(), **self.generation)}
         save_model_result(folder, key, arguments, result)
         return result
