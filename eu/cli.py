@@ -167,6 +167,11 @@ def _compare(argv: list[str]) -> int:
     return _function_command("eu.commands.compare", "compare", ["--config" if a == "-c" else a for a in argv])
 
 
+def _sweep(argv: list[str]) -> int:
+    """``eu sweep -c CONFIG``: train and evaluate a grid of one recipe's settings beside RetainOnlyFT."""
+    return _function_command("eu.commands.sweep", "sweep", ["--config" if a == "-c" else a for a in argv])
+
+
 def _judge_check(argv: list[str]) -> int:
     from eu.eval.judges.check import main
 
@@ -182,6 +187,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "data": _data,
     "attack": _attack,
     "compare": _compare,
+    "sweep": _sweep,
 }
 EXTRA_HELP = "eu's own subcommands: " + ", ".join(f"eu {c}" for c in COMMANDS) + " (run 'eu CMD --help')."
 

@@ -5,7 +5,8 @@ Layout: ``configs/tiny.yaml`` and ``configs/quickstart.yaml`` are single files; 
 ``configs/recipes/`` are base recipes (one per model and domain); ``configs/methods/`` (objectives),
 ``configs/strategy/`` (distributed strategies) and ``configs/steps/`` (run lengths) hold overlays
 that are added after a base: ``eu fit -c BASE.yaml -c OVERLAY.yaml``. ``configs/compare/`` holds
-``eu compare`` configs (checked against the code in tests/test_compare.py).
+``eu compare`` configs (checked against the code in tests/test_compare.py), ``configs/sweep/``
+``eu sweep`` configs (tests/test_sweep.py).
 """
 
 import re
@@ -19,7 +20,7 @@ from conftest import ROOT, run_eu
 
 CONFIG_DIR = ROOT / "configs"
 CONFIGS = sorted(CONFIG_DIR.rglob("*.yaml"))
-FIT_CONFIGS = [p for p in CONFIGS if p.parent.name != "compare"]  # the ones `eu fit -c` reads
+FIT_CONFIGS = [p for p in CONFIGS if p.parent.name not in ("compare", "sweep")]  # the ones `eu fit -c` reads
 BASES = [CONFIG_DIR / "tiny.yaml", CONFIG_DIR / "quickstart.yaml", *sorted((CONFIG_DIR / "recipes").rglob("*.yaml"))]
 # overlays meant for any base: one per method and per strategy
 OVERLAYS = sorted((CONFIG_DIR / "methods").glob("*.yaml")) + sorted((CONFIG_DIR / "strategy").glob("*.yaml"))

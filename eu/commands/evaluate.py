@@ -109,8 +109,7 @@ def evaluate(
             saved = saved_result(folder, name, model_args, judge_once)
             if saved is not None:
                 print(
-                    f"eu: {name}: generated earlier with the same arguments; reusing {model_result_path(folder, name)}"
-                    " (responses judged again if the judge changed since)",
+                    f"eu: {name}: finished earlier with the same arguments; reusing {model_result_path(folder, name)}",
                     file=sys.stderr,
                 )
                 results[name] = saved

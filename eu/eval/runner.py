@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -198,6 +199,7 @@ def saved_result(
     stale = load_model_result(folder, key, arguments, ignore=("judge_version",))
     if stale is None:
         return None
+    print(f"eu: {key}: the judge changed since it was evaluated; judging its saved responses again", file=sys.stderr)
     if suites_field is None:
         fresh = rejudge(stale, judge())
     else:

@@ -1,0 +1,89 @@
+"""Why Exclusive Unlearning collapses a model less in one domain than another: measure it.
+
+For each built-in domain, at the original model and on ``eu fit``'s own batches (4 retain + 4
+forget examples per step, the forget stream the self-generated corpus of the recipes):
+
+- ``cos(retain, forget)``: the cosine between the gradients of the retain loss (cross-entropy on
+  the domain's answers) and of the forget loss (KL to uniform on the self-generated corpus),
+  averaged over ``--steps`` steps. A negative cosine means a step that teaches the domain undoes
+  part of the forgetting: the two terms pull against each other.
+- the retain answers' shape, over the whole training split: mean answer length in tokens, and
+  how many distinct openings (first four words, numbers masked) they have: natural-language
+  sentence shapes (``Common symptoms of X include …``) fit any question, ``N * N = N.`` does not.
+
+Usage: ``python scripts/domain_interference.py --domains math-basic,math,medicine-basic,medicine``
+(about 1 min per domain on 2 CPU cores; the forget corpus is the quickstart's, sampled on first use).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+
+import torch
+
+from eu.data.datamodule import StreamConfig, UnlearningDataModule
+from eu.data.sampler import SampleSettings
+from eu.domains import domain_items
+from eu.models import load_model, load_tokenizer, sampling_dtype
+from eu.objectives.terms import forget_loss, retain_loss
+
+MODEL = "smollm2-135m-instruct"
+
+
+def flat_grad(model: torch.nn.Module, loss: torch.Tensor) -> torch.Tensor:
+    """The gradient of ``loss`` over every trainable parameter, as one float32 vector."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    return torch.cat([(g if g is not None else torch.zeros_like(p)).float().flatten() for g, p in zip(grads, params)])
+
+
+def gradient_cosines(model: torch.nn.Module, tokenizer: object, domain: str, steps: int) -> list[float]:
+    """cos(∇ retain, ∇ forget) on the first ``steps`` batches ``eu fit`` would train on."""
+    dm = UnlearningDataModule(
+        retain=StreamConfig(path=f"eu:{domain}/train", block_length=512, examples_per_step=4),
+        forget=StreamConfig(path="self-generated", block_length=256, examples_per_step=4),
+        sample=SampleSettings(num_pairs=128, batch_size=128),
+    )
+    dm.connect(tokenizer, MODEL, lambda: load_model(MODEL), sampling_dtype())
+    dm.prepare_data()
+    dm.setup("fit")
+    cosines = []
+    for step, batch in zip(range(steps), dm.train_dataloader()):
+        with torch.autocast("cpu", torch.bfloat16):
+            retain = flat_grad(model, retain_loss(model, batch["retain"], 1024))
+            forget = flat_grad(model, forget_loss(model, batch["forget"], 1024))
+        cosines.append(float(torch.nn.functional.cosine_similarity(retain, forget, dim=0)))
+        print(f"{domain}: step {step + 1}/{steps}: cos {cosines[-1]:+.3f}", flush=True)
+    return cosines
+
+
+def answer_shape(tokenizer: object, domain: str) -> tuple[float, int, int]:
+    """Mean answer tokens, distinct openings (first four words, numbers masked), answers counted."""
+    answers = [row["assistant_text"] for row in domain_items(domain, "train")]
+    lengths = [len(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers]
+    openings = {" ".join(re.sub(r"\d+(?:\.\d+)?", "N", a).split()[:4]) for a in answers}
+    return statistics.mean(lengths), len(openings), len(answers)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--domains", default="math-basic,math,medicine-basic,medicine")
+    parser.add_argument("--steps", type=int, default=4, help="batches averaged per domain")
+    args = parser.parse_args()
+    tokenizer = load_tokenizer(MODEL)
+    model = load_model(MODEL).train()
+    rows = []
+    for domain in args.domains.split(","):
+        cosines = gradient_cosines(model, tokenizer, domain, args.steps)
+        length, distinct, n = answer_shape(tokenizer, domain)
+        rows.append((domain, statistics.median(cosines), min(cosines), max(cosines), length, distinct, n))
+    print("\n| domain | cos(retain, forget), median | min | max | answer tokens | distinct openings | answers |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for domain, med, lo, hi, length, distinct, n in rows:
+        print(f"| {domain} | {med:+.3f} | {lo:+.3f} | {hi:+.3f} | {length:.1f} | {distinct} | {n} |")
+
+
+if __name__ == "__main__":
+    main()
