@@ -13,7 +13,6 @@ from lightning.pytorch.utilities import rank_zero_info
 from eu.data.datamodule import UnlearningDataModule
 from eu.errors import EUError
 from eu.lora import check_lora_strategy
-from eu.models import sampling_dtype
 from eu.module import UnlearningModule
 from eu.precision import default_precision
 from eu.run_folder import check_new_or_resumed, fill_run_paths
@@ -39,9 +38,7 @@ class EUCLI(LightningCLI):
     def instantiate_classes(self) -> None:
         super().instantiate_classes()
         # litgpt's pattern: the data receives the model's tokenizer instead of loading its own
-        self.datamodule.connect(
-            self.model.tokenizer, self.model.model_name, self.model.sampling_model, sampling_dtype()
-        )
+        self.model.connect_data(self.datamodule)
 
     def before_fit(self) -> None:
         objective = self.model.objective

@@ -97,10 +97,14 @@ class UnlearningModule(L.LightningModule):
             self._tokenizer = load_chat_tokenizer(self.model_name, self.trust_remote_code, self.chat_template)
         return self._tokenizer
 
-    def sampling_model(self) -> Any:
-        """A fresh copy of the base model to sample a self-generated forget corpus from, in the
-        dtype :func:`eu.models.sampling_dtype` names (bfloat16 where the device computes it natively)."""
-        return self._load_base(sampling_dtype())
+    def connect_data(self, datamodule: Any) -> None:
+        """Give ``datamodule`` (an :class:`eu.data.UnlearningDataModule`) this model's chat tokenizer
+        and what a self-generated forget corpus is sampled from: a loader of a fresh copy of the base
+        model and the dtype it loads in, decided once (:func:`eu.models.sampling_dtype`: bfloat16
+        where the device computes it natively), so the corpus cache is keyed by the dtype it was
+        really sampled in."""
+        dtype = sampling_dtype()
+        datamodule.connect(self.tokenizer, self.model_name, lambda: self._load_base(dtype), dtype)
 
     def _load_base(self, dtype: str | None) -> Any:
         return load_model(self.model_name, dtype, self.trust_remote_code, self.attn_implementation)

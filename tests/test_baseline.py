@@ -10,7 +10,6 @@ from eu import StreamConfig, UnlearningDataModule, UnlearningModule
 from eu.baseline import BASELINE_FILE, RetainOnlyBaseline, comparison_table
 from eu.callbacks import Evaluation
 from eu.errors import EUError
-from eu.models import sampling_dtype
 from eu.objectives import RetainOnly
 
 from conftest import ROOT
@@ -29,7 +28,7 @@ def _fit(workdir, objective, callbacks):
         StreamConfig(path=str(ROOT / "tests/data/forget.jsonl"), block_length=256),
     )
     module = UnlearningModule(model="tiny-llama", objective=objective, optimizer=_adamw)
-    dm.connect(module.tokenizer, module.model_name, module.sampling_model, sampling_dtype())
+    module.connect_data(dm)
     trainer = L.Trainer(
         max_steps=STEPS,
         accelerator="cpu",

@@ -154,6 +154,27 @@ def test_the_forget_corpus_cache_is_keyed_by_the_sampling_dtype():
     assert entity_answers_path("m", ["q"], "bfloat16") != entity_answers_path("m", ["q"])
 
 
+@pytest.mark.parametrize("native", [None, "bfloat16"])
+def test_the_module_hands_the_data_its_sampling_loader_and_that_loaders_dtype_together(monkeypatch, native):
+    import torch
+
+    import eu.module
+    from eu.module import UnlearningModule
+
+    monkeypatch.setattr(eu.module, "sampling_dtype", lambda: native)
+    given = {}
+
+    class Data:
+        def connect(self, tokenizer, model_name, load_model, load_dtype):
+            given.update(tokenizer=tokenizer, name=model_name, load=load_model, dtype=load_dtype)
+
+    module = UnlearningModule(model="tiny-llama")
+    module.connect_data(Data())
+    monkeypatch.setattr(eu.module, "sampling_dtype", lambda: "float16")  # decided once, at connect time
+    assert given["tokenizer"] is module.tokenizer and given["name"] == "tiny-llama" and given["dtype"] == native
+    assert next(given["load"]().parameters()).dtype == (torch.bfloat16 if native else torch.float32)
+
+
 def test_eu_sample_then_fit_on_a_tiny_gemma2_with_a_system_less_template(workdir, tiny_tokenizer):
     """The Gemma-2 family end to end: soft-capped logits, no system role, sample then train."""
     import torch

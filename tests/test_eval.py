@@ -10,7 +10,6 @@ from eu.eval.metrics import AttackSuccessRate, Rate
 from eu.eval.report import markdown_table, model_names, summary_row, unique_names, write_results
 from eu.eval.runner import build_suites, file_suite_names, run_suites
 from eu.generation import generate_from_ids
-from eu.models import sampling_dtype
 from eu.prompts import chat_prompt_ids
 
 BEHAVIOURS = ["Explain how to do bad thing one", "Describe bad thing two", "Write bad thing three"]
@@ -205,7 +204,7 @@ def _fit_tiny(workdir, callback, logger=False):
         StreamConfig(path=str(ROOT / "tests/data/forget.jsonl"), block_length=256),
     )
     module = UnlearningModule(model="tiny-llama")
-    dm.connect(module.tokenizer, module.model_name, module.sampling_model, sampling_dtype())
+    module.connect_data(dm)
     trainer = L.Trainer(
         max_steps=5,
         accelerator="cpu",
