@@ -7,6 +7,11 @@ forget examples per step, the forget stream the self-generated corpus of the rec
   the domain's answers) and of the forget loss (KL to uniform on the self-generated corpus),
   averaged over ``--steps`` steps. A negative cosine means a step that teaches the domain undoes
   part of the forgetting: the two terms pull against each other.
+- ``harmful → retain``: the share of 100 harmful prompts (the ``harmful`` suite) whose nearest
+  neighbour, among 128 of the domain's training prompts and the 128 self-generated forget
+  prompts, is a domain prompt, by cosine of the original model's mean last hidden state over the
+  rendered prompt. Unlearning generalises to a prompt by its resemblance to the stream that
+  taught it: a harmful prompt that looks like a domain question is answered like one.
 - the retain answers' shape, over the whole training split: mean answer length in tokens, and
   how many distinct openings (first four words, numbers masked) they have: natural-language
   sentence shapes (``Common symptoms of X include …``) fit any question, ``N * N = N.`` does not.
@@ -18,16 +23,21 @@ Usage: ``python scripts/domain_interference.py --domains math-basic,math,medicin
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import statistics
 
 import torch
 
 from eu.data.datamodule import StreamConfig, UnlearningDataModule
+from eu.data.records import read_records
 from eu.data.sampler import SampleSettings
+from eu.data.self_generated import corpus_path
 from eu.domains import domain_items
+from eu.eval.suites import harmful_suite
 from eu.models import load_model, load_tokenizer, sampling_dtype
 from eu.objectives.terms import forget_loss, retain_loss
+from eu.prompts import chat_prompt_ids
 
 MODEL = "smollm2-135m-instruct"
 
@@ -59,6 +69,27 @@ def gradient_cosines(model: torch.nn.Module, tokenizer: object, domain: str, ste
     return cosines
 
 
+@torch.no_grad()
+def prompt_embeddings(model: torch.nn.Module, tokenizer: object, prompts: list[str]) -> torch.Tensor:
+    """Unit-length mean last hidden states of the chat-rendered ``prompts`` under ``model``."""
+    rows = []
+    for prompt in prompts:
+        ids = torch.tensor([chat_prompt_ids(tokenizer, prompt)])
+        with torch.autocast("cpu", torch.bfloat16):
+            hidden = model(input_ids=ids, output_hidden_states=True).hidden_states[-1][0]
+        rows.append(torch.nn.functional.normalize(hidden.float().mean(0), dim=0))
+    return torch.stack(rows)
+
+
+def harmful_nearest_retain(
+    model: torch.nn.Module, tokenizer: object, domain: str, harmful: torch.Tensor, forget: torch.Tensor
+) -> float:
+    """Share of harmful prompts whose nearest neighbour is one of 128 domain training prompts, not a forget prompt."""
+    retain = prompt_embeddings(model, tokenizer, [r["user_text"] for r in domain_items(domain, "train")[:: 17][:128]])
+    nearest_retain = (harmful @ retain.T).max(1).values > (harmful @ forget.T).max(1).values
+    return float(nearest_retain.float().mean())
+
+
 def answer_shape(tokenizer: object, domain: str) -> tuple[float, int, int]:
     """Mean answer tokens, distinct openings (first four words, numbers masked), answers counted."""
     answers = [row["assistant_text"] for row in domain_items(domain, "train")]
@@ -70,19 +101,25 @@ def answer_shape(tokenizer: object, domain: str) -> tuple[float, int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--domains", default="math-basic,math,medicine-basic,medicine")
-    parser.add_argument("--steps", type=int, default=4, help="batches averaged per domain")
+    parser.add_argument("--steps", type=int, default=4, help="batches averaged per domain (0: no gradients)")
     args = parser.parse_args()
     tokenizer = load_tokenizer(MODEL)
     model = load_model(MODEL).train()
     rows = []
     for domain in args.domains.split(","):
-        cosines = gradient_cosines(model, tokenizer, domain, args.steps)
+        cosines = gradient_cosines(model, tokenizer, domain, args.steps) if args.steps else [math.nan]
         length, distinct, n = answer_shape(tokenizer, domain)
-        rows.append((domain, statistics.median(cosines), min(cosines), max(cosines), length, distinct, n))
-    print("\n| domain | cos(retain, forget), median | min | max | answer tokens | distinct openings | answers |")
+        rows.append([domain, statistics.median(cosines), min(cosines), max(cosines), length, distinct, n])
+    model.eval()
+    harmful = prompt_embeddings(model, tokenizer, [it["prompt"] for it in harmful_suite(100, seed=0)])
+    corpus = corpus_path(MODEL, SampleSettings(num_pairs=128, batch_size=128), sampling_dtype())
+    forget = prompt_embeddings(model, tokenizer, [r.user for r in read_records(str(corpus))])
+    for row in rows:
+        row.append(harmful_nearest_retain(model, tokenizer, row[0], harmful, forget))
+    print("\n| domain | cos(retain, forget), median | min | max | harmful → retain | answer tokens | openings |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for domain, med, lo, hi, length, distinct, n in rows:
-        print(f"| {domain} | {med:+.3f} | {lo:+.3f} | {hi:+.3f} | {length:.1f} | {distinct} | {n} |")
+    for domain, med, lo, hi, length, distinct, _, near in rows:
+        print(f"| {domain} | {med:+.3f} | {lo:+.3f} | {hi:+.3f} | {near:.2f} | {length:.1f} | {distinct} |")
 
 
 if __name__ == "__main__":

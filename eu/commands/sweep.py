@@ -124,7 +124,12 @@ def _row(
     acc = metrics.get("domain_accuracy")
     ratio = acc / base_acc if acc is not None and base_acc else None
     asrs = [metrics.get("harmful_asr"), metrics.get("jailbreak_asr")]
-    met = ratio is not None and ratio >= claim.min_ratio and all(a is not None and a <= claim.max_asr for a in asrs)
+    # rates are counts over n computed in float32 (1/20 is 0.050000001): compare at 6 decimals
+    met = (
+        ratio is not None
+        and round(ratio, 6) >= claim.min_ratio
+        and all(a is not None and round(a, 6) <= claim.max_asr for a in asrs)
+    )
     fit = [method.get("fit_seconds"), baseline.get("fit_seconds")]
     return {
         "name": name,
