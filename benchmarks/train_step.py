@@ -46,13 +46,19 @@ from naive_losses import naive_forget_loss, naive_retain_loss
 from peak_memory import PeakMemory
 
 
+def forget_sample_settings(args: argparse.Namespace) -> SampleSettings:
+    """How the forget corpus is sampled: as the quickstart samples it (all pairs in one batch)."""
+    return SampleSettings(num_pairs=args.forget_pairs, batch_size=args.forget_pairs)
+
+
 def _datamodule(args: argparse.Namespace) -> UnlearningDataModule:
     dm = UnlearningDataModule(
         StreamConfig(path=args.retain, block_length=512, examples_per_step=args.examples),
         StreamConfig(path=args.forget, block_length=256, examples_per_step=args.examples),
-        sample=SampleSettings(num_pairs=args.forget_pairs),
+        sample=forget_sample_settings(args),
     )
-    dm.connect(load_chat_tokenizer(args.model), args.model, lambda: load_model(args.model))
+    dtype = sampling_dtype()  # the corpus the parent sampled, not a float32 one sampled here
+    dm.connect(load_chat_tokenizer(args.model), args.model, lambda: load_model(args.model, dtype), dtype)
     dm.setup()
     return dm
 
@@ -110,7 +116,7 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
     if forget_source == SELF_GENERATED:
         from eu.data.self_generated import corpus_path
 
-        forget_source = str(corpus_path(args.model, SampleSettings(num_pairs=args.forget_pairs), sampling_dtype()))
+        forget_source = str(corpus_path(args.model, forget_sample_settings(args), sampling_dtype()))
     records = {"retain": read_records(args.retain), "forget": read_records(forget_source)}
     planners = {n: dm.planner(n, 1).steps(0) for n in ("retain", "forget")}
     order = {n: _train_order(dm, n, records[n]) for n in ("retain", "forget")}
@@ -392,7 +398,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.forget == SELF_GENERATED:  # sample it once here, not inside the timed processes
         from eu.data.self_generated import ensure_corpus
 
-        settings = SampleSettings(num_pairs=args.forget_pairs)
+        settings = forget_sample_settings(args)
         dtype = sampling_dtype()  # as eu fit samples it
         tokenizer = load_chat_tokenizer(args.model)
         ensure_corpus(args.model, settings, tokenizer, lambda: load_model(args.model, dtype), dtype)

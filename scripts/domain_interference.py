@@ -17,7 +17,7 @@ forget examples per step, the forget stream the self-generated corpus of the rec
   sentence shapes (``Common symptoms of X include …``) fit any question, ``N * N = N.`` does not.
 
 Usage: ``python scripts/domain_interference.py --domains math-basic,math,medicine-basic,medicine``
-(about 1 min per domain on 2 CPU cores; the forget corpus is the quickstart's, sampled on first use).
+(about 4 min for the four domains on 2 CPU cores; the forget corpus is the quickstart's, sampled on first use).
 """
 
 from __future__ import annotations

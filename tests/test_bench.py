@@ -57,3 +57,13 @@ def test_random_llama_1b_has_the_size_of_llama_3_2_1b():
         model = random_llama(**RANDOM_MODELS["random-llama-3.2-1b"])
     n = sum(p.numel() for p in model.parameters())
     assert 1.20e9 < n < 1.27e9  # Llama-3.2-1B has 1.24B parameters (tied embeddings)
+
+
+def test_every_variant_trains_on_the_one_corpus_the_bench_sampled(eu_cache):
+    cmd = [sys.executable, str(BENCHMARKS / "train_step.py"), "--model", "tiny-llama", "--forget-pairs", "8"]
+    cmd += ["--steps", "1", "--warmup", "1", "--generation", "0", "--threads", "1"]
+    before = set((eu_cache / "forget").glob("*.jsonl"))
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert "eu as shipped" in out, out
+    sampled = sorted(p.name for p in set((eu_cache / "forget").glob("*.jsonl")) - before)
+    assert len(sampled) <= 1, f"a variant sampled its own corpus: {sampled}"
