@@ -193,16 +193,23 @@ def test_bad_comparisons_are_refused_before_anything_runs(workdir, changes, mess
     assert not (workdir / "cmp").exists()
 
 
-@pytest.mark.parametrize("path", COMPARE_CONFIGS, ids=lambda p: p.name)
-def test_shipped_comparison_configs_parse_and_name_existing_configs(path, capsys, monkeypatch):
+def printed_shipped_config(path, command, capsys, monkeypatch):
+    """The config ``eu COMMAND -c PATH --print_config`` prints, after checking that the file opens
+    with the command that runs it and that every value of the file reaches the command."""
     first = path.read_text().splitlines()[0]
-    assert first == f"# eu compare -c {path.relative_to(ROOT)}", "opens with the command that runs it"
+    assert first == f"# eu {command} -c {path.relative_to(ROOT)}", "opens with the command that runs it"
     monkeypatch.chdir(ROOT)
     with pytest.raises(SystemExit) as exit_info:
         run_eu(*shlex.split(first[2:])[1:], "--print_config")
     assert exit_info.value.code == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert contains(printed, yaml.safe_load(path.read_text())), "every value of the file reaches the command"
+    return printed
+
+
+@pytest.mark.parametrize("path", COMPARE_CONFIGS, ids=lambda p: p.name)
+def test_shipped_comparison_configs_parse_and_name_existing_configs(path, capsys, monkeypatch):
+    printed = printed_shipped_config(path, "compare", capsys, monkeypatch)
     files = printed["base"] + [c for m in printed["methods"] for c in m["configs"]]
     assert all((ROOT / f).is_file() for f in files), files
     names = [m["name"] for m in printed["methods"]]

@@ -3,12 +3,10 @@ column against hand-computed ratios, an end-to-end sweep on the tiny model that 
 shipped sweep configs."""
 
 import json
-import shlex
 
 import pytest
 import yaml
-from test_compare import fake_judge, fake_mmlu  # noqa: F401 - fixtures
-from test_configs import contains
+from test_compare import fake_judge, fake_mmlu, printed_shipped_config  # noqa: F401 - fixtures
 from test_eval import fake_sources  # noqa: F401 - fixture
 
 import eu.commands.compare as compare_module
@@ -135,13 +133,6 @@ def test_sweep_end_to_end_on_the_tiny_model_and_resumes(workdir, fake_sources, f
 
 @pytest.mark.parametrize("path", SWEEP_CONFIGS, ids=lambda p: p.name)
 def test_shipped_sweep_configs_parse_and_name_existing_configs(path, capsys, monkeypatch):
-    first = path.read_text().splitlines()[0]
-    assert first == f"# eu sweep -c {path.relative_to(ROOT)}", "opens with the command that runs it"
-    monkeypatch.chdir(ROOT)
-    with pytest.raises(SystemExit) as exit_info:
-        run_eu(*shlex.split(first[2:])[1:], "--print_config")
-    assert exit_info.value.code == 0
-    printed = yaml.safe_load(capsys.readouterr().out)
-    assert contains(printed, yaml.safe_load(path.read_text())), "every value of the file reaches the command"
+    printed = printed_shipped_config(path, "sweep", capsys, monkeypatch)
     assert all((ROOT / f).is_file() for f in printed["base"] + printed["retain_only"])
     assert sweep_module.grid_points(printed["grid"]), "the grid expands"
