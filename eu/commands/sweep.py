@@ -59,6 +59,12 @@ def retain_only_values(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if k.startswith(SHARED_WITH_RETAIN_ONLY)}
 
 
+def retain_only_name(values: dict[str, Any]) -> str:
+    """The run name of the RetainOnlyFT run that trains like the grid point ``values``."""
+    shared = retain_only_values(values)
+    return f"{RETAIN_ONLY}_{point_name(shared)}" if shared else RETAIN_ONLY
+
+
 def _args(values: dict[str, Any]) -> list[str]:
     return [
         f"--{key}={json.dumps(value) if isinstance(value, (list, dict)) else value}" for key, value in values.items()
@@ -98,15 +104,13 @@ def sweep(
         raise EUError(f"grid: two points get the same run name ({names}); make the values differ in their text")
     baselines: dict[str, dict[str, Any]] = {}
     for values in points:
-        shared = retain_only_values(values)
-        baselines.setdefault("_".join([RETAIN_ONLY, point_name(shared)]) if shared else RETAIN_ONLY, shared)
+        baselines.setdefault(retain_only_name(values), retain_only_values(values))
     methods = [Method(name, [], _args(values)) for name, values in zip(names, points, strict=True)]
     methods += [Method(name, list(retain_only), _args(shared)) for name, shared in baselines.items()]
     results = compare(base, methods, out=out, seed=seed, evaluation=evaluation, attack=False, device=device)
     rows = []
     for name, values in zip(names, points, strict=True):
-        shared = retain_only_values(values)
-        reference = "_".join([RETAIN_ONLY, point_name(shared)]) if shared else RETAIN_ONLY
+        reference = retain_only_name(values)
         rows.append(_row(name, values, results["methods"][name], results["methods"][reference], reference, claim))
     report = {"base": base, "grid": grid, "claim": asdict(claim), "rows": rows, "compare": "results.json"}
     folder = Path(out)
