@@ -16,7 +16,7 @@ from eu.errors import EUError
 from conftest import ROOT, run_eu
 
 SWEEP_CONFIGS = sorted((ROOT / "configs" / "sweep").glob("*.yaml"))
-LAMBDA, STEPS = "model.objective.init_args.forget_weight", "trainer.max_steps"
+LAMBDA, STEPS, PATH = "model.objective.init_args.forget_weight", "trainer.max_steps", "data.retain.path"
 
 
 def test_grid_points_cover_every_combination_in_key_order():
@@ -98,6 +98,24 @@ def test_a_grid_without_training_keys_shares_one_retain_only_run(tmp_path, monke
     assert seen[-1].args == [] and all(r["retain_only"] == "RetainOnly" and r["ratio"] == 1.0 for r in report["rows"])
 
 
+def test_a_key_with_one_value_sets_every_run_and_names_none(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(
+        compare_module,
+        "compare",
+        lambda base, methods, **k: seen.extend(methods) or {"methods": {m.name: _metrics(0, 0, 0.5) for m in methods}},
+    )
+    grid = {PATH: ["eu:math/train"], LAMBDA: [0.4, 0.8], STEPS: [80]}
+    out = tmp_path / "s"
+    sweep_module.sweep(["base.yaml"], grid, out=str(out))
+    assert [m.name for m in seen] == ["forget_weight-0.4", "forget_weight-0.8", "RetainOnly"]
+    assert seen[0].args == [f"--{PATH}=eu:math/train", f"--{LAMBDA}=0.4", f"--{STEPS}=80"]
+    assert seen[-1].args == [f"--{PATH}=eu:math/train", f"--{STEPS}=80"], "RetainOnlyFT trains on the same data"
+    table = (out / "sweep.md").read_text()
+    assert "| forget_weight | harmful ASR |" in table, "one column per key that varies"
+    assert f"Every point: {PATH} = eu:math/train, {STEPS} = 80." in table
+
+
 def test_sweep_end_to_end_on_the_tiny_model_and_resumes(workdir, fake_sources, fake_judge, monkeypatch):  # noqa: F811
     overlay = workdir / "retain_only.yaml"
     overlay.write_text((ROOT / "configs" / "methods" / "retain_only.yaml").read_text())
@@ -115,14 +133,17 @@ def test_sweep_end_to_end_on_the_tiny_model_and_resumes(workdir, fake_sources, f
     assert run_eu("sweep", "-c", str(path)) == 0
     out = workdir / "sweep"
     report = json.loads((out / "sweep.json").read_text())
-    assert [r["name"] for r in report["rows"]] == ["forget_weight-0.4_max_steps-2", "forget_weight-0.8_max_steps-2"]
-    assert all(r["retain_only"] == "RetainOnly_max_steps-2" for r in report["rows"])
+    names = [r["name"] for r in report["rows"]]
+    assert names == ["forget_weight-0.4", "forget_weight-0.8"], "a key with one value names nothing"
+    assert all(r["retain_only"] == "RetainOnly" for r in report["rows"])
     for row in report["rows"]:
         assert row["harmful_asr"] == 1.0 and row["fit_seconds"] > 0, "KeywordJudge: every tiny answer complies"
         assert not row["claim_met"]
-    saved = json.loads((out / "runs" / "forget_weight-0.8_max_steps-2" / "compare.json").read_text())
-    assert f"--{LAMBDA}=0.8" in saved["settings"]["args"] and saved["finished"]
-    assert (out / "runs" / "RetainOnly_max_steps-2" / "checkpoints" / "last.ckpt").is_file()
+    saved = json.loads((out / "runs" / "forget_weight-0.8" / "compare.json").read_text())
+    assert f"--{LAMBDA}=0.8" in saved["settings"]["args"] and f"--{STEPS}=2" in saved["settings"]["args"]
+    assert saved["finished"]
+    baseline = json.loads((out / "runs" / "RetainOnly" / "compare.json").read_text())
+    assert f"--{STEPS}=2" in baseline["settings"]["args"], "a one-value training key trains RetainOnlyFT too"
 
     import subprocess
 

@@ -25,6 +25,7 @@ def sample(
     top_k: int = 100,
     seed: int = 42,
     system: str | None = None,
+    draw_among_top_k: bool = False,
     dtype: str | None = "auto",
     device: str = "auto",
 ) -> dict[str, float]:
@@ -41,11 +42,15 @@ def sample(
         top_k: top-k sampling cut-off.
         seed: base seed; chunk ``c`` uses a seed derived from it and ``c``.
         system: system turn of the sampled conversations; unset (the reference): none.
+        draw_among_top_k: draw each token among the top-k candidates only: the same distribution,
+            about 1.5x faster on a CPU, another corpus for the same seed than the default draw.
         dtype: ``auto`` (bfloat16 where the device computes it natively, as the reference on GPUs;
             else float32), float32, bfloat16 or float16.
         device: ``auto``, ``cpu`` or ``cuda``.
     """
-    settings = SampleSettings(num_pairs, batch_size, user_tokens, answer_tokens, temperature, top_k, seed, system)
+    settings = SampleSettings(
+        num_pairs, batch_size, user_tokens, answer_tokens, temperature, top_k, seed, system, draw_among_top_k
+    )
     if dtype == "auto":
         dtype = sampling_dtype()
     if num_pairs < 1 or batch_size < 1:

@@ -1,6 +1,7 @@
 """``eu sweep -c configs/sweep/NAME.yaml``: a small grid over one recipe's settings, in one table.
 
-Every grid point is the base recipe with one value per grid key (``eu fit --KEY=VALUE``); beside
+Every grid point is the base recipe with one value per grid key (``eu fit --KEY=VALUE``; a key
+with a single value sets every point and is left out of run names and columns); beside
 each, RetainOnlyFT is trained with the same training settings (the point's ``trainer.*``,
 ``model.optimizer.*``, ``model.lr_schedule``, ``data.retain.*`` and ``seed_everything`` values;
 the forget-side keys do not change RetainOnlyFT, so points that differ only there share one).
@@ -16,6 +17,7 @@ import itertools
 import json
 import re
 import sys
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -38,10 +40,19 @@ class Claim:
     """Domain accuracy at least this share of RetainOnlyFT's."""
 
 
-def point_name(values: dict[str, Any]) -> str:
-    """A run-folder name for one grid point: ``forget_weight-0.6_max_steps-160`` (last key parts)."""
-    parts = [f"{key.rsplit('.', 1)[-1]}-{value}" for key, value in values.items()]
+def point_name(values: dict[str, Any], named: Collection[str] | None = None) -> str:
+    """A run-folder name for one grid point: ``forget_weight-0.6_max_steps-160`` (last key parts).
+
+    ``named``: the keys that appear in the name (default all); a key with one value in the grid
+    is a setting every point shares and names nothing.
+    """
+    parts = [f"{key.rsplit('.', 1)[-1]}-{value}" for key, value in values.items() if named is None or key in named]
     return re.sub(r"[^A-Za-z0-9_.-]+", "", "_".join(parts)) or "base"
+
+
+def varying_keys(grid: dict[str, list[Any]]) -> set[str]:
+    """The grid keys with more than one value: the ones that tell points apart."""
+    return {key for key, values in grid.items() if len(values) > 1}
 
 
 def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
@@ -59,10 +70,13 @@ def retain_only_values(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if k.startswith(SHARED_WITH_RETAIN_ONLY)}
 
 
-def retain_only_name(values: dict[str, Any]) -> str:
-    """The run name of the RetainOnlyFT run that trains like the grid point ``values``."""
-    shared = retain_only_values(values)
-    return f"{RETAIN_ONLY}_{point_name(shared)}" if shared else RETAIN_ONLY
+def retain_only_name(values: dict[str, Any], named: Collection[str] | None = None) -> str:
+    """The run name of the RetainOnlyFT run that trains like the grid point ``values``.
+
+    ``named``: the keys that may appear in the name, as for :func:`point_name`.
+    """
+    shared = [key for key in retain_only_values(values) if named is None or key in named]
+    return f"{RETAIN_ONLY}_{point_name(values, shared)}" if shared else RETAIN_ONLY
 
 
 def _args(values: dict[str, Any]) -> list[str]:
@@ -98,19 +112,19 @@ def sweep(
 
     claim = claim or Claim()
     retain_only = retain_only if retain_only is not None else ["configs/methods/retain_only.yaml"]
-    points = grid_points(grid)
-    names = [point_name(p) for p in points]
+    points, named = grid_points(grid), varying_keys(grid)
+    names = [point_name(p, named) for p in points]
     if len(set(names)) < len(names):
         raise EUError(f"grid: two points get the same run name ({names}); make the values differ in their text")
     baselines: dict[str, dict[str, Any]] = {}
     for values in points:
-        baselines.setdefault(retain_only_name(values), retain_only_values(values))
+        baselines.setdefault(retain_only_name(values, named), retain_only_values(values))
     methods = [Method(name, [], _args(values)) for name, values in zip(names, points, strict=True)]
     methods += [Method(name, list(retain_only), _args(shared)) for name, shared in baselines.items()]
     results = compare(base, methods, out=out, seed=seed, evaluation=evaluation, attack=False, device=device)
     rows = []
     for name, values in zip(names, points, strict=True):
-        reference = retain_only_name(values)
+        reference = retain_only_name(values, named)
         rows.append(_row(name, values, results["methods"][name], results["methods"][reference], reference, claim))
     report = {"base": base, "grid": grid, "claim": asdict(claim), "rows": rows, "compare": "results.json"}
     folder = Path(out)
@@ -156,7 +170,9 @@ def sweep_markdown(report: dict[str, Any]) -> str:
     def cell(value: Any, form: str = ".3f") -> str:
         return "–" if value is None else format(value, form)
 
-    keys = list(report["grid"])
+    named = varying_keys(report["grid"])
+    keys = [key for key in report["grid"] if key in named]
+    shared = {key: values[0] for key, values in report["grid"].items() if key not in named}
     claim = report["claim"]
     head = [k.rsplit(".", 1)[-1] for k in keys]
     head += ["harmful ASR", "jailbreak ASR", "domain acc", "RetainOnly acc", "× RetainOnly", "fit min", "claim"]
@@ -173,4 +189,6 @@ def sweep_markdown(report: dict[str, Any]) -> str:
         f"Claim: harmful and jailbreak ASR ≤ {claim['max_asr']}, domain accuracy ≥ {claim['min_ratio']}× RetainOnlyFT "
         f"trained with the same steps, rate and retain data. Met by: {', '.join(met) if met else 'none'}.",
     ]
+    if shared:
+        lines.append("Every point: " + ", ".join(f"{key} = {value}" for key, value in shared.items()) + ".")
     return "\n".join(lines) + "\n"

@@ -53,6 +53,19 @@ class SampleSettings:
     system: str | None = None
     """System turn of the sampled (and trained) conversations. ``None``, as the reference: no
     system turn, so a template's default system prompt (SmolLM2's) appears at both stages."""
+    draw_among_top_k: bool = False
+    """Draw each token among the top-k candidates only (:class:`eu.generation.TopKDraw`): the same
+    distribution, about 1.5x faster sampling on a CPU, another random stream than the default
+    (``transformers``' draw over the whole vocabulary), so another corpus for the same seed."""
+
+
+def settings_record(settings: SampleSettings) -> dict[str, Any]:
+    """The settings as a corpus records them and is keyed by; ``draw_among_top_k`` only when on, so
+    corpora sampled before the option existed keep their keys and sidecars."""
+    record = asdict(settings)
+    if not record["draw_among_top_k"]:
+        del record["draw_among_top_k"]
+    return record
 
 
 def sampling_system(tokenizer: Any, system: str | None) -> str | None:
@@ -92,13 +105,14 @@ def sample_chunk(model: Any, tokenizer: Any, settings: SampleSettings, chunk: in
     torch.manual_seed(settings.seed * 1_000_003 + chunk)
     system = sampling_system(tokenizer, settings.system)
     prefix = user_turn_prefix(tokenizer, system)
+    draw = {"draw_among_top_k": settings.draw_among_top_k}
     users_ids = generate_from_ids(
-        model, tokenizer, [prefix] * rows, settings.user_tokens, True, settings.temperature, settings.top_k
+        model, tokenizer, [prefix] * rows, settings.user_tokens, True, settings.temperature, settings.top_k, **draw
     )
     users = [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in users_ids]
     prompts = [chat_prompt_ids(tokenizer, u, system=system) for u in users]
     answers_ids = generate_from_ids(
-        model, tokenizer, prompts, settings.answer_tokens, True, settings.temperature, settings.top_k
+        model, tokenizer, prompts, settings.answer_tokens, True, settings.temperature, settings.top_k, **draw
     )
     answers = [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in answers_ids]
     turn = {} if system is None else {"system": system}
@@ -124,7 +138,7 @@ def check_sample_output(out: Path, settings: SampleSettings, source: dict[str, A
     """Whether ``out`` is already a corpus sampled with these settings (and ``source``); raises
     when ``out`` or ``OUT.parts`` holds something else (other settings, or files eu did not write)."""
     out = Path(out)
-    record = {**asdict(settings), **(source or {})}
+    record = {**settings_record(settings), **(source or {})}
     parts = out.with_name(out.name + ".parts")
     if out.exists():
         sidecar = out.with_name(out.name + ".settings.json")
@@ -178,7 +192,7 @@ def sample_corpus(
     out = Path(out)
     if check_sample_output(out, settings, source):
         return out
-    record = {**asdict(settings), **(source or {})}
+    record = {**settings_record(settings), **(source or {})}
     parts = out.with_name(out.name + ".parts")
     parts.mkdir(parents=True, exist_ok=True)
     write_text_atomic(parts / "settings.json", json.dumps(record, sort_keys=True))

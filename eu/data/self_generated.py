@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from eu.data.sampler import SampleSettings, corpus_summary, sample_corpus
+from eu.data.sampler import SampleSettings, corpus_summary, sample_corpus, settings_record
 from eu.io import cache_dir, cache_lock
 
 CORPUS_FORMAT = 2
@@ -38,7 +38,7 @@ def model_output_path(folder: str, prefix: str, model_name: str, spec: list[Any]
 
 def corpus_path(model_name: str, settings: SampleSettings, dtype: str | None = None) -> Path:
     """Where the corpus of ``model_name`` sampled with ``settings`` in ``dtype`` (``None``: float32) is cached."""
-    return model_output_path("forget", "", model_name, [model_name, settings.__dict__, CORPUS_FORMAT], dtype)
+    return model_output_path("forget", "", model_name, [model_name, settings_record(settings), CORPUS_FORMAT], dtype)
 
 
 def ensure_corpus(
