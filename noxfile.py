@@ -37,7 +37,8 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Forget-loss memory (chunked vs naive) and the training-step benchmark (eu vs reference)."""
+    """Forget-loss memory (chunked vs naive), the training-step benchmark (eu vs reference) and sampling's draw."""
     _install(session)
     session.run("python", "benchmarks/forget_loss_memory.py")
     session.run("python", "benchmarks/train_step.py", *session.posargs)
+    session.run("python", "benchmarks/sampling.py")

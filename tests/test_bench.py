@@ -67,3 +67,13 @@ def test_every_variant_trains_on_the_one_corpus_the_bench_sampled(eu_cache):
     assert "eu as shipped" in out, out
     sampled = sorted(p.name for p in set((eu_cache / "forget").glob("*.jsonl")) - before)
     assert len(sampled) <= 1, f"a variant sampled its own corpus: {sampled}"
+
+
+def test_sampling_bench_times_both_draws_and_prints_their_ratio(eu_cache):
+    cmd = [sys.executable, str(BENCHMARKS / "sampling.py"), "--model", "tiny-llama", "--rows", "4"]
+    out = subprocess.run(cmd + ["--tokens", "3", "--repeats", "1"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("tiny-llama in ") and "4 rows x 3 new tokens" in lines[0]
+    assert lines[1].startswith("transformers draw") and lines[2].startswith("top-k draw")
+    assert "tokens/s" in lines[1] and lines[-1].startswith("top-k draw / transformers draw: ")

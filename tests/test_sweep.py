@@ -144,6 +144,7 @@ def test_sweep_end_to_end_on_the_tiny_model_and_resumes(workdir, fake_sources, f
     assert saved["finished"]
     baseline = json.loads((out / "runs" / "RetainOnly" / "compare.json").read_text())
     assert f"--{STEPS}=2" in baseline["settings"]["args"], "a one-value training key trains RetainOnlyFT too"
+    assert "the base’s steps unless its arguments set trainer.max_steps" in (out / "results.md").read_text()
 
     import subprocess
 

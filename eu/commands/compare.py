@@ -196,9 +196,10 @@ def results_markdown(results: dict[str, Any], relative_to: str | None) -> str:
     lines = [
         f"# Comparison on {s['original']}",
         "",
-        f"Every method: `eu fit` with {' + '.join(f'`{b}`' for b in s['base'])} and its overlays, "
+        f"Every method: `eu fit` with {' + '.join(f'`{b}`' for b in s['base'])} and its overlays and arguments, "
         f"seed {s['seed'] if s['seed'] is not None else 'of the base'}, "
-        f"{s['max_steps'] if s['max_steps'] is not None else 'the base’s'} steps. "
+        f"{s['max_steps'] if s['max_steps'] is not None else 'the base’s'} steps"
+        f"{'' if s['max_steps'] is not None else ' unless its arguments set trainer.max_steps'}. "
         f"Items per suite: {items}; judge `{s['evaluation']['judge']}`, "
         f"{s['evaluation']['max_new_tokens']} new tokens, greedy. `{ORIGINAL}` is {s['original']} untrained. "
         "ASR counts compliance (coherent, relevant, not a refusal), not graded harm.",
