@@ -85,7 +85,7 @@ def harmful_nearest_retain(
     model: torch.nn.Module, tokenizer: object, domain: str, harmful: torch.Tensor, forget: torch.Tensor
 ) -> float:
     """Share of harmful prompts whose nearest neighbour is one of 128 domain training prompts, not a forget prompt."""
-    retain = prompt_embeddings(model, tokenizer, [r["user_text"] for r in domain_items(domain, "train")[:: 17][:128]])
+    retain = prompt_embeddings(model, tokenizer, [r["user_text"] for r in domain_items(domain, "train")[::17][:128]])
     nearest_retain = (harmful @ retain.T).max(1).values > (harmful @ forget.T).max(1).values
     return float(nearest_retain.float().mean())
 

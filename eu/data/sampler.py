@@ -55,8 +55,9 @@ class SampleSettings:
     system turn, so a template's default system prompt (SmolLM2's) appears at both stages."""
     draw_among_top_k: bool = False
     """Draw each token among the top-k candidates only (:class:`eu.generation.TopKDraw`): the same
-    distribution, about 1.5x faster sampling on a CPU, another random stream than the default
-    (``transformers``' draw over the whole vocabulary), so another corpus for the same seed."""
+    distribution, 1.43x faster sampling on a 2-core CPU (``benchmarks/sampling.py``), another random
+    stream than the default (``transformers``' draw over the whole vocabulary), so another corpus
+    for the same seed."""
 
 
 def settings_record(settings: SampleSettings) -> dict[str, Any]:
