@@ -145,6 +145,15 @@ def test_sample_settings_out_of_range(key, value):
         UnlearningDataModule(StreamConfig(path="r.jsonl"), sample=SampleSettings(**{key: value}))
 
 
+def test_the_top_k_draw_without_candidates_is_refused():
+    from eu.data.datamodule import StreamConfig, UnlearningDataModule
+    from eu.data.sampler import SampleSettings
+    from eu.errors import EUError
+
+    with pytest.raises(EUError, match=r"data\.sample\.draw_among_top_k needs data\.sample\.top_k >= 1"):
+        UnlearningDataModule(StreamConfig(path="r.jsonl"), sample=SampleSettings(top_k=0, draw_among_top_k=True))
+
+
 def test_empty_assistant_turn_names_file_and_line(workdir, capsys):
     bad = workdir / "tests/data/blank.jsonl"
     rows = [{"user_text": "a", "assistant_text": "b"}, {"user_text": "c", "assistant_text": "  \n"}]

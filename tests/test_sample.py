@@ -199,3 +199,22 @@ def test_eu_sample_refuses_a_user_file_before_loading_the_model(tmp_path, monkey
     out.write_text("my notes\n")
     assert run_eu("sample", "--model", "tiny-llama", "--out", str(out)) == 2
     assert out.read_text() == "my notes\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--num_pairs", "0"], "--num_pairs must be at least 1, got 0"),
+        (["--top_k", "0", "--draw_among_top_k", "true"], "--draw_among_top_k needs --top_k >= 1"),
+    ],
+)
+def test_eu_sample_refuses_bad_settings_before_loading_the_model(tmp_path, monkeypatch, capsys, args, message):
+    import eu.commands.sample
+
+    from conftest import run_eu
+
+    monkeypatch.setattr(eu.commands.sample, "load_model", lambda *a, **k: pytest.fail("the model should not be loaded"))
+    out = tmp_path / "forget.jsonl"
+    assert run_eu("sample", "--model", "tiny-llama", "--out", str(out), *args) == 2
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == [], "nothing written: no corpus, no parts folder"

@@ -86,25 +86,27 @@ def test_each_point_is_divided_by_the_retain_only_run_that_trained_like_it(tmp_p
     assert json.loads((out / "sweep.json").read_text()) == report
 
 
-def test_a_grid_without_training_keys_shares_one_retain_only_run(tmp_path, monkeypatch):
+@pytest.fixture()
+def flat_compare(monkeypatch):
+    """``eu compare`` replaced by one that scores every method alike; returns the methods it was given."""
     seen = []
     monkeypatch.setattr(
         compare_module,
         "compare",
         lambda base, methods, **k: seen.extend(methods) or {"methods": {m.name: _metrics(0, 0, 0.5) for m in methods}},
     )
+    return seen
+
+
+def test_a_grid_without_training_keys_shares_one_retain_only_run(tmp_path, flat_compare):
+    seen = flat_compare
     report = sweep_module.sweep(["base.yaml"], {LAMBDA: [0.4, 0.8]}, out=str(tmp_path / "s"))
     assert [m.name for m in seen] == ["forget_weight-0.4", "forget_weight-0.8", "RetainOnly"]
     assert seen[-1].args == [] and all(r["retain_only"] == "RetainOnly" and r["ratio"] == 1.0 for r in report["rows"])
 
 
-def test_a_key_with_one_value_sets_every_run_and_names_none(tmp_path, monkeypatch):
-    seen = []
-    monkeypatch.setattr(
-        compare_module,
-        "compare",
-        lambda base, methods, **k: seen.extend(methods) or {"methods": {m.name: _metrics(0, 0, 0.5) for m in methods}},
-    )
+def test_a_key_with_one_value_sets_every_run_and_names_none(tmp_path, flat_compare):
+    seen = flat_compare
     grid = {PATH: ["eu:math/train"], LAMBDA: [0.4, 0.8], STEPS: [80]}
     out = tmp_path / "s"
     sweep_module.sweep(["base.yaml"], grid, out=str(out))

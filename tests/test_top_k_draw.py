@@ -84,3 +84,31 @@ def test_corpora_sampled_before_the_option_keep_their_key_and_sidecar(tmp_path, 
     assert sample_corpus(None, None, out, default, progress=False) == out
     with pytest.raises(Exception, match="draw_among_top_k: 'not recorded' there, True now"):
         sample_corpus(None, None, out, fast, progress=False)
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2", "gemma2"])
+def test_every_token_generated_with_the_draw_is_among_the_models_top_k(family):
+    from test_model_families import _model
+    from transformers import LogitsProcessorList
+
+    model = _model(family).eval()
+    torch.manual_seed(0)
+    prompts = torch.randint(3, 96, (6, 5))
+    out = model.generate(
+        input_ids=prompts,
+        attention_mask=torch.ones_like(prompts),
+        max_new_tokens=8,
+        min_new_tokens=8,
+        do_sample=False,
+        logits_processor=LogitsProcessorList([TopKDraw(2.0, 4)]),
+        output_logits=True,
+        return_dict_in_generate=True,
+        pad_token_id=0,
+        eos_token_id=None,
+    )
+    emitted = out.sequences[:, prompts.shape[1] :]
+    for step, logits in enumerate(out.logits):
+        top = logits.topk(4, dim=-1).indices
+        assert (top == emitted[:, step : step + 1]).any(-1).all(), f"{family}: step {step} left the top 4"
+    greedy = torch.stack([logits.argmax(-1) for logits in out.logits], dim=1)
+    assert (emitted != greedy).any(), "48 draws at temperature 2 are not all the most likely token"

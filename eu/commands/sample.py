@@ -8,8 +8,7 @@ from pathlib import Path
 
 import torch
 
-from eu.data.sampler import SampleSettings, check_sample_output, corpus_summary, sample_corpus
-from eu.errors import EUError
+from eu.data.sampler import SampleSettings, check_sample_output, check_sample_settings, corpus_summary, sample_corpus
 from eu.models import load_model, sampling_dtype
 from eu.prompts import load_chat_tokenizer
 
@@ -54,8 +53,7 @@ def sample(
     )
     if dtype == "auto":
         dtype = sampling_dtype()
-    if num_pairs < 1 or batch_size < 1:
-        raise EUError("--num_pairs and --batch_size must be at least 1")
+    check_sample_settings(settings, prefix="--")
     source = {"model": model, "dtype": dtype}
     check_sample_output(Path(out), settings, source)  # refuse a mismatch before loading the model
     tokenizer = load_chat_tokenizer(model)

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from eu.data.mixing import StepPlan, StreamPlanner, epoch_permutation
 from eu.data.packing import first_fit_decreasing, pack_rows, round_up
 from eu.data.records import Fields, is_preference, read_stream
-from eu.data.sampler import SampleSettings
+from eu.data.sampler import SampleSettings, check_sample_settings
 from eu.data.self_generated import ModelLoader, ensure_corpus
 from eu.data.sources import resolve_source
 from eu.data.tokenized import TokenizedExamples, tokenize_cached
@@ -154,7 +154,7 @@ class UnlearningDataModule(L.LightningDataModule):
         for name, cfg in self.stream_configs.items():
             if cfg is not None:
                 _check_stream_config(name, cfg)
-        _check_sample_settings(self.sample)
+        check_sample_settings(self.sample)
         if num_workers != 0:
             raise EUError(
                 f"data.num_workers={num_workers} is not supported yet: the step dataset does not shard across "
@@ -402,16 +402,6 @@ def stats_line(name: str, stats: dict[str, int], block_length: int) -> str:
         f"eu: data.{name}: {stats['records']} examples, {stats['truncated']} truncated to "
         f"block_length={block_length} ({stats['dropped']} of them dropped: no response token left)"
     )
-
-
-def _check_sample_settings(sample: SampleSettings) -> None:
-    for key in ("num_pairs", "batch_size", "user_tokens", "answer_tokens"):
-        if getattr(sample, key) < 1:
-            raise EUError(f"data.sample.{key} must be at least 1, got {getattr(sample, key)}")
-    if not sample.temperature > 0:
-        raise EUError(f"data.sample.temperature must be > 0, got {sample.temperature} (the recipe uses 2.0)")
-    if sample.top_k < 0:
-        raise EUError(f"data.sample.top_k must be >= 0 (0 turns top-k off), got {sample.top_k}")
 
 
 def _check_stream_config(name: str, cfg: StreamConfig) -> None:

@@ -60,6 +60,21 @@ class SampleSettings:
     for the same seed."""
 
 
+def check_sample_settings(settings: SampleSettings, prefix: str = "data.sample.") -> None:
+    """Raise a clear ``EUError`` naming the option (``prefix`` + field) for a setting sampling cannot use."""
+    for key in ("num_pairs", "batch_size", "user_tokens", "answer_tokens"):
+        if getattr(settings, key) < 1:
+            raise EUError(f"{prefix}{key} must be at least 1, got {getattr(settings, key)}")
+    if not settings.temperature > 0:
+        raise EUError(f"{prefix}temperature must be > 0, got {settings.temperature} (the recipe uses 2.0)")
+    if settings.top_k < 0:
+        raise EUError(f"{prefix}top_k must be >= 0 (0 turns top-k off), got {settings.top_k}")
+    if settings.draw_among_top_k and settings.top_k < 1:
+        raise EUError(
+            f"{prefix}draw_among_top_k needs {prefix}top_k >= 1 (the candidates it draws among), got {settings.top_k}"
+        )
+
+
 def settings_record(settings: SampleSettings) -> dict[str, Any]:
     """The settings as a corpus records them and is keyed by; ``draw_among_top_k`` only when on, so
     corpora sampled before the option existed keep their keys and sidecars."""
