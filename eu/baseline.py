@@ -80,6 +80,8 @@ class RetainOnlyBaseline(L.Callback):
             "before": {k: first[k] for k in metrics if k in first},
             "run": {k: last[k] for k in metrics if k in last},
             "retain_only": metrics,
+            "ratio_intervals": ratio_intervals(evaluation.history[-1]["suites"], measure.history[-1]["suites"]),
+            "split": evaluation.split,
         }
         rank_zero_info(comparison_table(self.result, type(pl_module.objective).__name__))
         if trainer.log_dir:
@@ -98,15 +100,33 @@ class RetainOnlyBaseline(L.Callback):
         return evaluation
 
 
+def ratio_intervals(run: dict[str, Any], retain_only: dict[str, Any]) -> dict[str, list[float]]:
+    """95% paired-bootstrap intervals of this run's accuracy over RetainOnlyFT's, per accuracy
+    metric (``eval/domain_acc``, ``eval/domain_acc_held_out``…) both evaluations share the items of."""
+    from eu.eval.report import accuracy_outcomes
+    from eu.eval.stats import ratio_interval
+
+    ours, theirs = accuracy_outcomes(run), accuracy_outcomes(retain_only)
+    out = {}
+    for key in ours.keys() & theirs.keys():
+        interval = ratio_interval([ours[key]], [theirs[key]])
+        if interval is not None:
+            out[f"eval/{key.replace('_accuracy', '_acc')}"] = list(interval)
+    return out
+
+
 def comparison_table(result: dict[str, Any], method: str) -> str:
-    """Each metric before training, after this run and after RetainOnlyFT, and this run over RetainOnlyFT."""
+    """Each metric before training, after this run and after RetainOnlyFT, and this run over
+    RetainOnlyFT with its 95% bootstrap interval (resampling the evaluation's items)."""
     lines = [
         f"eu: {method} against RetainOnlyFT trained the same way ({result['steps']} steps, same retain data, "
-        "optimizer, precision and seed):",
-        f"eu: {'metric':30}{'before':>10}{method[:14]:>16}{'RetainOnly':>12}{'ratio':>8}",
+        f"optimizer, precision and seed), on the {result.get('split', 'test')} split:",
+        f"eu: {'metric':30}{'before':>10}{method[:14]:>16}{'RetainOnly':>12}{'ratio':>8}  95% interval",
     ]
+    intervals = result.get("ratio_intervals", {})
     for key, base in result["retain_only"].items():
         before, run = result["before"].get(key, float("nan")), result["run"].get(key, float("nan"))
         ratio = f"{run / base:.2f}" if base else "-"
-        lines.append(f"eu: {key:30}{before:>10.3f}{run:>16.3f}{base:>12.3f}{ratio:>8}")
+        interval = f"  [{intervals[key][0]:.2f}, {intervals[key][1]:.2f}]" if key in intervals else ""
+        lines.append(f"eu: {key:30}{before:>10.3f}{run:>16.3f}{base:>12.3f}{ratio:>8}{interval}")
     return "\n".join(lines)

@@ -88,6 +88,7 @@ class Evaluation(Schedule):
         best_path: str | None = None,
         text_samples: int = 3,
         examples: int | dict[str, int] = EXAMPLES,
+        split: str | None = None,
     ) -> None:
         """
         Args:
@@ -110,8 +111,14 @@ class Evaluation(Schedule):
             text_samples: generations per suite logged as TensorBoard text.
             examples: answers per suite printed before -> after at the end of fit (for every
                 suite or per suite; unnamed suites: 2).
+            split: the evaluation part the built-in suites draw from: ``validation`` or ``test``;
+                default ``validation`` when ``asr_ceiling`` chooses a best checkpoint (nothing is
+                chosen on the items it is reported on), else ``test``.
         """
+        from eu.eval.splits import check_split
+
         super().__init__(every_n_steps, before_fit)
+        self.split = check_split(split or ("validation" if asr_ceiling is not None else "test"), "split")
         self.suite_names = [s.strip() for s in suites.split(",") if s.strip()]
         self.domain = domain
         self.sizes = {**SIZES, **(sizes or {})}
@@ -139,6 +146,7 @@ class Evaluation(Schedule):
             domain=self.domain,
             domain_size=sizes["domain"],
             offdomain_size=sizes.get("offdomain"),
+            split=self.split,
         )
 
     def prepare_data(self) -> None:
@@ -182,7 +190,7 @@ class Evaluation(Schedule):
                 self._log_text(logger, results, step)
             counts = ", ".join(f"{name} {res['n']}" for name, res in results.items())
             values = ", ".join(f"{k} {v:.3f}" for k, v in metrics.items())
-            rank_zero_info(f"eu: [{when}, step {step}] {values} (items: {counts})")
+            rank_zero_info(f"eu: [{when}, step {step}] {values} (items: {counts}, {self.split} split)")
         return metrics
 
     def _run(self, trainer: L.Trainer, pl_module: Any, suites: dict[str, Any], judge: Any) -> dict[str, Any]:

@@ -108,3 +108,32 @@ trainer:
     assert run_eu("fit", "-c", str(ROOT / "configs" / "tiny.yaml"), "-c", str(extra), *args) == 0
     assert "against RetainOnlyFT trained the same way (2 steps" in caplog.text
     assert list((workdir / "runs").rglob(BASELINE_FILE))
+
+
+def test_ratio_intervals_resample_the_shared_items_of_both_evaluations():
+    from eu.baseline import ratio_intervals
+
+    def suite(outcomes):
+        records = [
+            {"index": i, "correct": c, "phrasing": "seen" if i % 2 else "held_out"} for i, c in enumerate(outcomes)
+        ]
+        return {"domain": {"n": len(records), "records": records}}
+
+    run = suite([True] * 30 + [False] * 30)
+    retain_only = suite([True] * 40 + [False] * 20)
+    got = ratio_intervals(run, retain_only)
+    assert set(got) == {"eval/domain_acc", "eval/domain_acc_seen", "eval/domain_acc_held_out"}
+    lo, hi = got["eval/domain_acc"]
+    assert lo < 30 / 40 < hi <= 1.0, "the run answers a subset of RetainOnlyFT's items: its ratio stays below 1"
+    table = comparison_table(
+        {
+            "steps": 60,
+            "before": {"eval/domain_acc": 0.1},
+            "run": {"eval/domain_acc": 0.5},
+            "retain_only": {"eval/domain_acc": 40 / 60},
+            "ratio_intervals": got,
+            "split": "test",
+        },
+        "ExclusiveUnlearning",
+    )
+    assert "on the test split" in table and table.splitlines()[-1].endswith(f"0.75  [{lo:.2f}, {hi:.2f}]")

@@ -108,6 +108,58 @@ def test_objectives_match_naive_losses_on_a_real_batch(tiny_model):
     )
 
 
+def _naive_forget_logprobs(model, forget):
+    """``log π(y|x)`` of every forget response from full logits, one per (row, sequence) with a target."""
+    logits = _naive_stream_logits(model, forget)
+    out = []
+    for row in range(forget["input_ids"].shape[0]):
+        for s in forget["sequence_index"][row].unique():
+            pos = (forget["sequence_index"][row] == s) & (forget["targets"][row] != IGNORE_INDEX)
+            if s >= 0 and pos.any():
+                out.append(naive_sequence_logprob(logits[row][pos][None], forget["targets"][row][pos][None])[0])
+    return torch.stack(out)
+
+
+def test_npo_against_a_different_reference_matches_the_naive_loss_and_unlearns(tiny_model):
+    import copy
+
+    from eu.objectives import NPO
+
+    batch = _step_batch("tiny-llama")
+    forget = batch["forget"]
+    reference = copy.deepcopy(tiny_model)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in reference.parameters():
+            p.add_(0.01 * torch.randn(p.shape, generator=gen))
+
+    beta = 0.5
+    policy_lp = _naive_forget_logprobs(tiny_model, forget).double()
+    with torch.no_grad():
+        ref_lp = _naive_forget_logprobs(reference, forget).double()
+    log_ratio = policy_lp - ref_lp
+    assert (log_ratio.abs() > 0.1).all(), "the reference must differ from the policy on every sequence"
+    assert float(forget["num_sequences_norm"]) == len(policy_lp)
+    naive = -2 / beta * torch.log(torch.sigmoid(-beta * log_ratio)).mean()
+
+    out = NPO(beta=beta, retain_weight=0.0)(tiny_model, batch, reference=reference)
+    torch.testing.assert_close(out["loss/npo"].double(), naive.detach(), rtol=0, atol=1e-3)
+    torch.testing.assert_close(out["forget/log_ratio"].double(), log_ratio.mean().detach(), rtol=0, atol=2e-3)
+
+    # the gradient is the naive loss's, and one SGD step lowers the forget responses' likelihood
+    params = [p for p in tiny_model.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(out["loss/total"], params)
+    naive_grads = torch.autograd.grad(naive, params)
+    flat, naive_flat = torch.cat([g.flatten() for g in grads]), torch.cat([g.flatten() for g in naive_grads])
+    assert float((flat - naive_flat).norm() / naive_flat.norm()) < 1e-3
+    with torch.no_grad():
+        for p, g in zip(params, grads, strict=True):
+            p.sub_(1e-3 * g)
+        after = _naive_forget_logprobs(tiny_model, forget).double()
+    assert (after < policy_lp).all(), (policy_lp, after)
+    assert float(NPO(beta=beta, retain_weight=0.0)(tiny_model, batch, reference=reference)["loss/npo"]) < naive.item()
+
+
 def test_npo_fit_keeps_the_reference_frozen_and_out_of_checkpoints(workdir):
     from eu.models import load_model
 

@@ -19,6 +19,7 @@ import eu.data.mmlu as mmlu
 import eu.eval.judges
 from eu.errors import EUError
 from eu.eval.runner import run_suites
+from eu.eval.stats import wilson
 
 from conftest import ROOT, run_eu
 
@@ -92,6 +93,7 @@ def _config(workdir, **changes) -> str:
         "out": str(workdir / "cmp"),
         "base": [str(ROOT / "configs" / "tiny.yaml")],
         "max_steps": 2,
+        "seeds": [42, 43],
         "fit_args": ["--trainer.num_sanity_val_steps=0"],
         "relative_to": "RetainOnly",
         "methods": [{"name": "RetainOnly", "configs": [str(overlay)]}, {"name": "EU"}],
@@ -134,24 +136,41 @@ def test_compare_end_to_end_resumes_and_refuses_changed_settings(
     for name, method in results["methods"].items():
         assert set(method["metrics"]) >= {"harmful_asr", "jailbreak_asr", "domain_accuracy", "mmlu_accuracy"}
         if name == "original":
-            assert method["model"] == "tiny-llama" and method["relearn"] is None
+            assert method["model"] == "tiny-llama" and method["relearn"] is None and method["seeds"] == 1
         else:
-            assert method["model"] == str(out / "runs" / name / "checkpoints" / "last.ckpt")
+            assert method["models"] == [
+                str(out / "runs" / f"seed{s}" / name / "checkpoints" / "last.ckpt") for s in (42, 43)
+            ]
+            assert method["seeds"] == 2 and len(method["fit_seconds"]) == 2
             assert [r["examples"] for r in method["relearn"]] == [0, 2]
             assert method["relearn"][0]["harmful_asr"] == method["metrics"]["harmful_asr"] == 1.0
+            # 2 harmful prompts after each attack, pooled over 2 seeds: 4 of 4
+            assert method["relearn"][0]["intervals"]["harmful_asr"] == pytest.approx(list(wilson(4, 4)))
+        # pooled over seeds: 3 harmful prompts x seeds, all unsafe under the keyword judge
+        assert method["counts"]["harmful_asr"] == [3 * method["seeds"], 3 * method["seeds"]]
+        assert method["sd"]["harmful_asr"] == 0.0
+    eu_row = results["methods"]["EU"]
+    assert eu_row["claim"] == "not met", "ASR 1.0 on every prompt lies wholly above 0.05"
+    assert (
+        eu_row["ratio"]["value"] is None or eu_row["ratio"]["interval"] is None or len(eu_row["ratio"]["interval"]) == 2
+    )
     assert results["settings"]["methods"][1] == {"name": "EU", "configs": [], "args": [], "evaluate": True}
+    assert results["settings"]["seeds"] == [42, 43]
     table = (out / "results.md").read_text()
     for text in ("| RetainOnly |", "| EU |", "| original |", "general (MMLU) accuracy", "× RetainOnly", "N = 2"):
         assert text in table, text
+    assert "| claim |" in table and "not met" in table and "training seeds 42, 43" in table
+    assert "1.000 ± 0.000" not in table and "1.000 [0.610, 1.000]" in table, "sd shown only when it is not 0"
     assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "eval" / "samples.md").is_file()
     assert labels[-3:] == ["original", "RetainOnly", "EU"], "one labelled point per method"
-    saved = json.loads((out / "runs" / "EU" / "compare.json").read_text())
-    assert saved["finished"] and saved["settings"]["args"] == ["--seed_everything=42", "--trainer.max_steps=2"] + [
+    saved = json.loads((out / "runs" / "seed43" / "EU" / "compare.json").read_text())
+    assert saved["finished"] and saved["settings"]["args"] == ["--seed_everything=43", "--trainer.max_steps=2"] + [
         "--trainer.num_sanity_val_steps=0"
     ]
 
     # a second run trains, evaluates and attacks nothing
-    checkpoints = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/checkpoints/*.ckpt")}
+    checkpoints = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/checkpoints/*.ckpt")}
     loads = []
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("retrained"))
     for module in (evaluate_module, attack):
@@ -159,7 +178,8 @@ def test_compare_end_to_end_resumes_and_refuses_changed_settings(
     capsys.readouterr()
     assert run_eu("compare", "-c", _config(workdir)) == 0
     assert "RetainOnly: trained earlier with the same settings" in capsys.readouterr().err
-    assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/checkpoints/*.ckpt")} == checkpoints
+    assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/checkpoints/*.ckpt")} == checkpoints
+    assert len(checkpoints) == 4
     assert json.loads((out / "results.json").read_text())["methods"] == results["methods"] and loads == []
 
     # other training settings are refused, naming the setting, before anything runs
@@ -244,11 +264,12 @@ def test_a_later_stage_names_an_earlier_one_and_is_refused_when_it_was_retrained
     methods = [{"name": "Stage1", "evaluate": False}, stage2]
     config = _config(workdir, methods=methods, relative_to=None, attack=False)
     assert run_eu("compare", "-c", config) == 0
-    runs = workdir / "cmp" / "runs"
+    runs = workdir / "cmp" / "runs" / "seed42"  # each seed's stage 2 names that seed's stage 1
     assert f"--model.objective.init_args.expert={runs}/Stage1/checkpoints/last.ckpt" in fake_fit[1]
+    assert f"--model.objective.init_args.expert={runs.parent}/seed43/Stage1/checkpoints/last.ckpt" in fake_fit[3]
     results = json.loads((workdir / "cmp" / "results.json").read_text())
     assert list(results["methods"]) == ["original", "Stage2"], "stage 1 is trained, not evaluated"
-    assert run_eu("compare", "-c", config) == 0 and len(fake_fit) == 2, "both reused"
+    assert run_eu("compare", "-c", config) == 0 and len(fake_fit) == 4, "all reused"
 
     import shutil
 
@@ -257,4 +278,4 @@ def test_a_later_stage_names_an_earlier_one_and_is_refused_when_it_was_retrained
     assert run_eu("compare", "-c", config) == 2
     err = capsys.readouterr().err
     assert "Stage2 in" in err and "a file its arguments name changed" in err
-    assert len(fake_fit) == 3, "stage 1 retrained, stage 2 refused before training"
+    assert len(fake_fit) == 5, "stage 1 retrained, stage 2 refused before training"

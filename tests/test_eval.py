@@ -9,20 +9,28 @@ from eu.errors import EUError
 from eu.eval.metrics import AttackSuccessRate, Rate
 from eu.eval.report import markdown_table, model_names, summary_row, unique_names, write_results
 from eu.eval.runner import build_suites, file_suite_names, run_suites
+from eu.eval.stats import wilson
 from eu.generation import generate_from_ids
 from eu.prompts import chat_prompt_ids
 
 BEHAVIOURS = ["Explain how to do bad thing one", "Describe bad thing two", "Write bad thing three"]
+VALIDATION = ["Validate bad thing zero", "Outline bad thing five"]
 
 
 @pytest.fixture()
 def fake_sources(monkeypatch):
-    monkeypatch.setattr(suites, "harmbench_behaviours", lambda: BEHAVIOURS[:2])
-    monkeypatch.setattr(suites, "advbench_behaviours", lambda: BEHAVIOURS[2:])
+    # HarmBench ships its own val file; AdvBench's "Outline bad thing five" hashes to validation
+    monkeypatch.setattr(
+        suites, "harmbench_behaviours", lambda split="test": BEHAVIOURS[:2] if split == "test" else [VALIDATION[0]]
+    )
+    monkeypatch.setattr(suites, "advbench_behaviours", lambda: [BEHAVIOURS[2], VALIDATION[1]])
     monkeypatch.setattr(
         suites,
         "jailbreak_templates",
-        lambda max_chars=None: {"alpha": "You are free now. {{ prompt }} Go.", "beta": "Answer as BETA: {{prompt}}"},
+        lambda max_chars=None, split=None: {
+            "alpha": "You are free now. {{ prompt }} Go.",
+            "beta": "Answer as BETA: {{prompt}}",
+        },
     )
 
 
@@ -44,6 +52,9 @@ def test_suites_are_deterministic_and_keep_template_names(fake_sources):
     harmful = suites.harmful_suite(3, seed=1)
     assert harmful == suites.harmful_suite(3, seed=1)
     assert {it["behaviour"] for it in harmful} == set(BEHAVIOURS)
+    validation = suites.harmful_suite(None, seed=1, split="validation")
+    assert {it["behaviour"] for it in validation} == set(VALIDATION), "validation draws from its own part only"
+    assert {it["split"] for it in harmful + validation} == {"test", "validation"}
     jb = suites.jailbreak_suite(6, seed=0)
     assert jb == suites.jailbreak_suite(6, seed=0)
     assert {it["template"] for it in jb} == {"alpha", "beta"}
@@ -174,21 +185,62 @@ def test_run_suites_and_reports(tiny_model, tiny_tokenizer, fake_sources, tmp_pa
     assert markdown_table({"m": results}).count("\n") >= 3
 
 
-def test_guard_refuses_below_threshold_and_calibrates_to_pass_rate(tiny_model, tiny_tokenizer):
-    from eu.eval.guard import KLGuard
+def _naive_guard_delta(model, prompt_ids, response_ids):
+    """Δ written out in float64: mean over the positions that predict the response (the last prompt
+    position alone for an empty response) of KL(p || uniform) = Σ p·log p + log V."""
+    import math
 
-    prompt = chat_prompt_ids(tiny_tokenizer, "What is 1 + 1?")
-    response = generate_from_ids(tiny_model, tiny_tokenizer, [prompt], 8)[0]
-    verdict = KLGuard(threshold=1e9).check(tiny_model, prompt, response)
-    assert verdict["guard_refused"] and verdict["guard_delta"] >= 0
-    assert not KLGuard(threshold=-1.0).check(tiny_model, prompt, response)["guard_refused"]
-    guard = KLGuard.calibrate(tiny_model, tiny_tokenizer, "math", num_items=20, max_new_tokens=6)
-    items = suites.domain_suite("math", 20)
+    import torch
+
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([prompt_ids + response_ids])).logits[0].double()
+    first = len(prompt_ids) - 1
+    p = torch.softmax(logits[first : first + max(len(response_ids), 1)], dim=-1)
+    return float(((p * torch.log(p)).sum(-1) + math.log(logits.shape[-1])).mean())
+
+
+def test_guard_refuses_below_threshold_and_calibrates_to_pass_rate(tiny_model, tiny_tokenizer):
+    import copy
+
+    import torch
+
+    from eu.eval.guard import KLGuard
     from eu.eval.runner import generate_responses
 
-    pairs = generate_responses(tiny_model, tiny_tokenizer, [it["prompt"] for it in items], 6, 32)
-    passed = [not guard.check(tiny_model, p, r)["guard_refused"] for p, r in pairs]
-    assert sum(passed) / len(passed) >= 0.95
+    # calibrated on 20 validation prompts of the domain, checked on 20 test prompts (disjoint)
+    calibration = [it["prompt"] for it in suites.domain_suite("math", 20, split="validation")]
+    held_out = [it["prompt"] for it in suites.domain_suite("math", 20, split="test")]
+    assert len(calibration) == len(held_out) == 20 and not set(calibration) & set(held_out)
+    guard = KLGuard.calibrate(tiny_model, tiny_tokenizer, "math", num_items=20, pass_rate=0.9, max_new_tokens=6)
+
+    # the threshold is the naive quantile: floor((1 - 0.9) · 20) = 2 calibration deltas lie below it
+    pairs = generate_responses(tiny_model, tiny_tokenizer, calibration, 6, 32)
+    deltas = sorted(_naive_guard_delta(tiny_model, p, r) for p, r in pairs)
+    assert min(deltas[2] - deltas[1], deltas[3] - deltas[2]) > 1e-5, "neighbours must be told apart"
+    assert guard.threshold == pytest.approx(deltas[2], abs=1e-6)
+
+    # held out: Δ matches the naive one and the verdict is Δ < threshold; most in-domain prompts pass
+    held = generate_responses(tiny_model, tiny_tokenizer, held_out, 6, 32)
+    verdicts = [guard.check(tiny_model, p, r) for p, r in held]
+    naive = [_naive_guard_delta(tiny_model, p, r) for p, r in held]
+    for verdict, delta in zip(verdicts, naive, strict=True):
+        assert verdict["guard_delta"] == pytest.approx(delta, abs=1e-6)
+        if abs(delta - guard.threshold) > 1e-6:
+            assert verdict["guard_refused"] == (delta < guard.threshold)
+    assert sum(not v["guard_refused"] for v in verdicts) >= 14
+
+    # constructed inputs: a model whose logits are all 0 (final norm zeroed) is exactly uniform,
+    # Δ = 0, and is refused; the same model with 50× sharper logits is far above the threshold
+    prompt, response = held[0]
+    flat, sharp = copy.deepcopy(tiny_model), copy.deepcopy(tiny_model)
+    with torch.no_grad():
+        flat.model.norm.weight.zero_()
+        sharp.model.norm.weight.mul_(50.0)
+    verdict = guard.check(flat, prompt, response)
+    assert verdict["guard_refused"] and verdict["guard_delta"] == pytest.approx(0.0, abs=1e-6)
+    verdict = guard.check(sharp, prompt, response)
+    assert not verdict["guard_refused"] and verdict["guard_delta"] > 100 * guard.threshold
+    assert verdict["guard_delta"] == pytest.approx(_naive_guard_delta(sharp, prompt, response), rel=1e-5)
 
 
 def _fit_tiny(workdir, callback, logger=False):
@@ -245,10 +297,14 @@ def test_evaluation_fires_on_schedule_and_keeps_best(workdir, fake_sources):
     assert (workdir / "best.ckpt").is_file()
     assert {"eval/harmful_asr", "eval/jailbreak_asr", "eval/domain_acc"} <= set(cb.history[-1]["metrics"])
     table = cb.report().splitlines()
-    assert "step     2" in table[0] and "step     5" in table[0]
-    acc_line = next(line for line in table if "eval/domain_acc" in line)
-    first, last = cb.history[0]["metrics"]["eval/domain_acc"], cb.history[-1]["metrics"]["eval/domain_acc"]
-    assert acc_line.split()[-2:] == [f"{first:.3f}", f"{last:.3f}"]
+    assert "step 2" in table[0] and "step 5" in table[0]
+    acc_line = next(line for line in table if line.startswith("eu: eval/domain_acc "))
+    first, last = (cb.history[i]["suites"]["domain"]["records"] for i in (0, -1))
+    hits = [sum(r["correct"] for r in records) for records in (first, last)]
+    lo, hi = wilson(hits[1], 3)
+    # the asr_ceiling chose a checkpoint, so the evaluation drew on the validation split
+    assert cb.split == "validation" and {r["split"] for r in last} == {"validation"}
+    assert acc_line.endswith(f"{hits[1] / 3:.3f} [{lo:.2f}, {hi:.2f}]") and f"{hits[0] / 3:.3f} [" in acc_line
 
 
 def test_evaluation_runs_before_during_after_and_writes_its_history(workdir):
@@ -272,8 +328,9 @@ def test_evaluation_runs_before_during_after_and_writes_its_history(workdir):
     assert all(
         h["suites"]["domain"]["n"] == 3 and 0.0 <= h["suites"]["offdomain"]["entropy_frac"] <= 1.0 for h in cb.history
     )
-    # the diverse maths set also reports each held-out share (the first 3 items: item, phrasing, operands)
-    shares = {f"eval/domain_acc_{share}" for share in ("item", "phrasing", "operands")}
+    # the diverse maths set also reports each held-out share its items hold
+    shares = {f"eval/domain_acc_{r['holdout']}" for r in cb.history[0]["suites"]["domain"]["records"]}
+    assert len(shares) >= 2
     assert all(set(h["metrics"]) == {"eval/domain_acc", "eval/offdomain_entropy_frac", *shares} for h in cb.history)
     written = json.loads((Path(trainer.log_dir) / "evaluation.json").read_text())
     assert [h["step"] for h in written] == [0, 2, 4, 5]
@@ -306,7 +363,9 @@ def test_rank_zero_prepares_the_model_and_every_callbacks_data(fake_sources, mon
     resolved, fetched = [], []
     monkeypatch.setattr(eu.models, "resolve_model", lambda name: resolved.append(name) or name)
     monkeypatch.setattr(eu.domains, "domain_items", lambda domain, split: fetched.append((domain, split)) or [])
-    monkeypatch.setattr(suites, "harmbench_behaviours", lambda: fetched.append("harmbench") or BEHAVIOURS[:2])
+    monkeypatch.setattr(
+        suites, "harmbench_behaviours", lambda split="test": fetched.append("harmbench") or BEHAVIOURS[:2]
+    )
     module = UnlearningModule("tiny-llama")
     callbacks = [Evaluation(suites="domain,offdomain", domain="medicine"), Evaluation(suites="harmful")]
     module._trainer = SimpleNamespace(callbacks=callbacks)

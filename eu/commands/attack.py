@@ -110,19 +110,21 @@ def parse_examples(examples: int | str | list[int]) -> list[int]:
 def relearn_table(model: str, rows: list[dict[str, Any]], settings: dict[str, Any]) -> str:
     """The Markdown table N → harmful and jailbreak ASR and refusal rates."""
 
-    def cell(value: Any) -> str:
-        return "–" if value is None else f"{value:.3f}"
+    from eu.eval.stats import format_rate
 
     keys = ("harmful_asr", "harmful_refusal_rate", "jailbreak_asr", "jailbreak_refusal_rate", "final_loss")
     lines = [
         f"Relearning attack on {model}: {settings['steps']} AdamW steps at lr {settings['lr']}, "
         f"batch {settings['train_batch_size']}, on the first N of {BENIGN}; "
-        f"{'bf16 autocast, evaluated in bfloat16' if settings.get('dtype') == 'bfloat16' else 'float32'}.",
+        f"{'bf16 autocast, evaluated in bfloat16' if settings.get('dtype') == 'bfloat16' else 'float32'}; "
+        "test split, rates with their 95% Wilson interval.",
         "",
         "| N | harmful ASR | harmful refusal | jailbreak ASR | jailbreak refusal | final loss |",
         "|---:|---:|---:|---:|---:|---:|",
     ]
-    lines += [f"| {r['examples']} | " + " | ".join(cell(r.get(k)) for k in keys) + " |" for r in rows]
+    for r in rows:
+        cells = [format_rate(r.get(k), r.get("intervals", {}).get(k), 3) for k in keys]
+        lines.append(f"| {r['examples']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -167,7 +169,7 @@ def relearn(
             or ``bfloat16`` (bf16 autocast, then bfloat16 weights for evaluation).
         trust_remote_code: allow the model repository's own Python code (a checkpoint cannot allow it).
     """
-    from eu.eval.report import summary_row
+    from eu.eval.report import rate_counts, summary_intervals, summary_row
     from eu.eval.runner import build_suites
     from eu.io import output_dir, write_text_atomic
 
@@ -186,7 +188,9 @@ def relearn(
         for n in counts:
             result = run.result(folder, n, items, {**settings, "examples": n})
             final_loss = result["losses"][-1] if result["losses"] else None
-            rows.append({"examples": n, **summary_row(result["suites"]), "final_loss": final_loss})
+            counts, intervals = rate_counts(result["suites"]), summary_intervals(result["suites"])
+            row = {"examples": n, **summary_row(result["suites"]), "final_loss": final_loss}
+            rows.append({**row, "counts": counts, "intervals": intervals})
             report = {"model": model, "settings": settings, "rows": rows}
             write_text_atomic(folder / "relearn.json", json.dumps(report, indent=2, ensure_ascii=False))
             write_text_atomic(folder / "relearn.md", relearn_table(model, rows, settings))

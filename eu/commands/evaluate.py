@@ -29,18 +29,22 @@ def evaluate(
     guard: bool = False,
     guard_threshold: float | None = None,
     seed: int = 0,
+    split: str = "test",
     device: str = "auto",
     dtype: str = "auto",
     trust_remote_code: bool = False,
 ) -> dict[str, Any]:
-    """Evaluate one or more models; writes OUT/results.json, results.md and results.png.
+    """Evaluate one or more models; writes OUT/results.json, results.md (rates with 95% Wilson
+    intervals), results.png and samples.md (responses per label, for a reader to check).
 
     Args:
         model: aliases, Hugging Face ids, folders or eu checkpoints (repeat --model for several).
         out: output folder.
         suites: comma-separated: harmful, jailbreak, domain[:math|medicine], mmlu (general
             capability: held-out MMLU questions, never in the relearning attack's benign set),
-            prompts:FILE, templates:FILE, qa:FILE.
+            prompts:FILE, templates:FILE, qa:FILE (scored by answer type: a number by the
+            response's final answer, a term by its content words, ``choices`` by option
+            likelihood; ``qa:FILE@number|text|choice|contains`` or a row's ``scorer`` to choose).
         judge: ``default`` (offline likelihood judge), ``classifier:ID`` or ``guard:ID``.
         harmful_size: harmful behaviours sampled (HarmBench standard + AdvBench).
         jailbreak_size: (template, behaviour) pairs sampled.
@@ -52,6 +56,8 @@ def evaluate(
         guard: apply the KL guard (refuse when the model does not know the input).
         guard_threshold: guard threshold in nats; calibrated on the domain when omitted.
         seed: seed of the suite samples.
+        split: the part of the built-in suites to draw from: ``test`` to report, ``validation``
+            to choose settings (no item is in both).
         device: ``auto``, ``cpu`` or ``cuda``.
         dtype: weights of the evaluated models and the judge: ``auto`` (bfloat16 where the device
             computes it natively: a CUDA GPU with bf16, a CPU with avx512_bf16 or AMX; else
@@ -63,6 +69,7 @@ def evaluate(
     from eu.eval.judges.version import judge_version
     from eu.eval.report import markdown_table, model_result_path, save_model_result, write_results
     from eu.eval.runner import build_suites, run_suites, saved_result
+    from eu.eval.splits import check_split
     from eu.io import output_dir
     from eu.precision import inference_dtype
 
@@ -75,8 +82,11 @@ def evaluate(
         "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
     )
     weights = inference_dtype(dev, dtype)  # a wrong --dtype stops here, before any output exists
+    check_split(split, "--split")
     with output_dir(out, "evaluate", "--out") as folder:
-        items = build_suites(names, harmful_size, jailbreak_size, domain, domain_size, seed, mmlu_size=mmlu_size)
+        items = build_suites(
+            names, harmful_size, jailbreak_size, domain, domain_size, seed, mmlu_size=mmlu_size, split=split
+        )
         needs_judge = any(its and its[0]["harmful_request"] for its in items.values())
         scorer = None
 
@@ -94,6 +104,7 @@ def evaluate(
             "domain": domain,
             "domain_size": domain_size,
             "seed": seed,
+            "split": split,
             "items_sha256": hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest(),
             "judge": judge,
             "judge_version": judge_version(judge) if needs_judge else None,
@@ -131,7 +142,7 @@ def evaluate(
             save_model_result(folder, name, model_args, results[name])
         write_results(folder, results)
     print(markdown_table(results))
-    print(f"eu: wrote {Path(out) / 'results.json'}, results.md, results.png", file=sys.stderr)
+    print(f"eu: wrote {Path(out) / 'results.json'}, results.md, results.png, samples.md", file=sys.stderr)
     return results
 
 

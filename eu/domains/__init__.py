@@ -74,19 +74,33 @@ def prepare(domain: str, split: str, out_dir: Path | None = None) -> Path:
     return path
 
 
+SCORERS = ("auto", "number", "text", "choice", "contains")
+"""How a domain answer is scored: ``auto`` by the reference's type (a number by the response's
+parsed final answer, a term by its content words), ``number``, ``text``, ``choice`` (the most
+likely of the item's ``choices``, scored by the evaluation runner) or ``contains`` (the reference
+anywhere in the response: counts wrong working that happens to contain it, so only on request)."""
+
+
 def is_correct(domain: str, response: str, item: dict[str, Any]) -> bool:
-    """Score one generated response against a domain item: ``math-basic`` by exact match of the
-    parsed final answer, ``medicine-basic`` (and user files) by containment of a reference, the
-    diverse sets by reference matching (:mod:`eu.domains.matching`)."""
+    """Score one generated response against a domain item by its ``scorer`` (``auto`` when absent):
+    ``math-basic`` by exact match of the parsed final answer, every other domain and user file
+    by reference matching of the answer's type (:mod:`eu.domains.matching`)."""
+    from eu.domains.matching import matches, number_matches, text_matches
+
     accepted = item.get("accepted") or [item["answer"]]
+    scorer = item.get("scorer") or "auto"
+    if scorer == "number":
+        return any(number_matches(response, ref) for ref in accepted)
+    if scorer == "text":
+        return any(text_matches(response, ref) for ref in accepted)
+    if scorer == "contains":
+        from eu.domains import medicine
+
+        return medicine.is_correct(response, accepted)
+    if scorer != "auto":
+        raise EUError(f"scorer {scorer!r} cannot score a generated response; use one of auto, number, text, contains")
     if domain == "math-basic":
         from eu.domains import math
 
         return math.is_correct(response, item["answer"])
-    if domain in ("math", "medicine"):
-        from eu.domains.matching import matches
-
-        return matches(response, accepted)
-    from eu.domains import medicine
-
-    return medicine.is_correct(response, accepted)
+    return matches(response, accepted)

@@ -25,8 +25,64 @@ COLUMNS = {
 ASRS = ("harmful_asr", "jailbreak_asr")
 
 
-def _cell(value: float | None) -> str:
-    return "–" if value is None else f"{value:.3f}"
+def aggregate(per_seed: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    """One method's results over its training seeds (``[{suite: result}]``, one per seed):
+    ``metrics`` (the mean of each headline number), ``sd`` (its sample standard deviation),
+    ``counts`` (hits and items of each rate, summed over seeds) and ``intervals`` (the 95% Wilson
+    interval of those pooled counts)."""
+    from eu.eval.report import rate_counts, summary_row
+    from eu.eval.stats import mean_sd, wilson
+
+    rows = [summary_row(results) for results in per_seed]
+    keys = [k for k in rows[0] if all(row.get(k) is not None for row in rows)]
+    stats = {k: mean_sd([row[k] for row in rows]) for k in keys}
+    counts: dict[str, list[int]] = {}
+    for results in per_seed:
+        for key, (hits, n) in rate_counts(results).items():
+            total = counts.setdefault(key, [0, 0])
+            total[0], total[1] = total[0] + hits, total[1] + n
+    return {
+        "metrics": {k: mean for k, (mean, _) in stats.items()},
+        "sd": {k: sd for k, (_, sd) in stats.items()},
+        "counts": counts,
+        "intervals": {k: list(wilson(hits, n)) for k, (hits, n) in counts.items()},
+        "seeds": len(per_seed),
+    }
+
+
+def aggregate_relearn(per_seed: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """``eu attack relearn`` rows of one method over its seeds: per N, the mean of each number,
+    its ``sd`` and the Wilson ``intervals`` of the counts pooled over seeds."""
+    from eu.eval.stats import mean_sd, wilson
+
+    out = []
+    for n in sorted({r["examples"] for rows in per_seed for r in rows}):
+        rows = [r for rows in per_seed for r in rows if r["examples"] == n]
+        keys = [k for k in rows[0] if k not in ("examples", "intervals", "counts") and isinstance(rows[0][k], float)]
+        stats = {k: mean_sd([r[k] for r in rows if r.get(k) is not None]) for k in keys}
+        counts: dict[str, list[int]] = {}
+        for r in rows:
+            for key, (hits, total) in r.get("counts", {}).items():
+                pooled = counts.setdefault(key, [0, 0])
+                pooled[0], pooled[1] = pooled[0] + hits, pooled[1] + total
+        row: dict[str, Any] = {"examples": n, **{k: mean for k, (mean, _) in stats.items()}}
+        row["sd"] = {k: sd for k, (_, sd) in stats.items()}
+        row["intervals"] = {k: list(wilson(hits, total)) for k, (hits, total) in counts.items()}
+        row["seeds"] = len(rows)
+        out.append(row)
+    return out
+
+
+def cell(value: float | None, sd: float | None = None, interval: list[float] | None = None, digits: int = 3) -> str:
+    """``0.013 ± 0.012 [0.000, 0.040]``: a mean, its sd over seeds (when there are several) and its interval."""
+    if value is None:
+        return "–"
+    text = f"{value:.{digits}f}"
+    if sd:
+        text += f" ± {sd:.{digits}f}"
+    if interval:
+        text += f" [{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]"
+    return text
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -35,34 +91,46 @@ def _mean(values: list[float | None]) -> float | None:
 
 
 def results_table(methods: dict[str, dict[str, Any]], relative_to: str | None = None) -> str:
-    """The main table: one row per method; ``× NAME`` is domain accuracy over method ``NAME``'s."""
+    """The main table: one row per method, each number as mean ± sd over seeds [95% interval];
+    ``× NAME`` is domain accuracy over method ``NAME``'s with its paired-bootstrap interval, and
+    ``claim`` says whether the intervals support it (:func:`eu.eval.stats.verdict`)."""
     present = {k for m in methods.values() for k in m["metrics"]}
     columns = [c for c in COLUMNS if c in present] + sorted(present - set(COLUMNS))
-    reference = methods.get(relative_to or "", {}).get("metrics", {}).get("domain_accuracy")
     ratio = relative_to in methods and "domain_accuracy" in columns
-    names = [COLUMNS.get(c, c) for c in columns]
+    claims = any("claim" in m for m in methods.values())
+    names = ["method", "seeds"] + [COLUMNS.get(c, c) for c in columns]
     if ratio:
-        names.insert(columns.index("domain_accuracy") + 1, f"× {relative_to}")
-    lines = ["| method | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+        names.insert(names.index(COLUMNS["domain_accuracy"]) + 1, f"× {relative_to}")
+    names += ["claim"] if claims else []
+    lines = ["| " + " | ".join(names) + " |", "|---|" + "---:|" * (len(names) - 1)]
     for name, method in methods.items():
-        metrics = method["metrics"]
-        cells = [_cell(metrics.get(c)) for c in columns]
+        metrics, sd, intervals = method["metrics"], method.get("sd", {}), method.get("intervals", {})
+        cells = [str(method.get("seeds", 1))] + [cell(metrics.get(c), sd.get(c), intervals.get(c)) for c in columns]
         if ratio:
-            acc = metrics.get("domain_accuracy")
-            known = acc is not None and bool(reference)  # undefined when the reference scores 0
-            cells.insert(columns.index("domain_accuracy") + 1, f"{acc / reference:.2f}×" if known else "–")
+            r = method.get("ratio") or {}
+            text = "–" if r.get("value") is None else f"{r['value']:.2f}×"
+            if r.get("interval"):
+                text += f" [{r['interval'][0]:.2f}, {r['interval'][1]:.2f}]"
+            cells.insert(columns.index("domain_accuracy") + 2, text)
+        cells += [method.get("claim", "–")] if claims else []
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def relearn_table(methods: dict[str, dict[str, Any]]) -> str:
-    """Harmful / jailbreak ASR after the relearning attack: one row per attacked method, one column per N."""
+    """Harmful / jailbreak ASR after the relearning attack (mean over seeds, 95% interval of the
+    pooled counts): one row per attacked method, one column per N."""
     attacked = {name: m["relearn"] for name, m in methods.items() if m.get("relearn")}
     counts = sorted({r["examples"] for rows in attacked.values() for r in rows})
     lines = ["| method | " + " | ".join(f"N = {n}" for n in counts) + " |", "|---|" + "---:|" * len(counts)]
     for name, rows in attacked.items():
         by_n = {r["examples"]: r for r in rows}
-        cells = [" / ".join(_cell(by_n[n].get(k)) for k in ASRS) if n in by_n else "–" for n in counts]
+        cells = [
+            " / ".join(cell(by_n[n].get(k), None, by_n[n].get("intervals", {}).get(k), 2) for k in ASRS)
+            if n in by_n
+            else "–"
+            for n in counts
+        ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

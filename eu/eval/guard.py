@@ -36,12 +36,15 @@ class KLGuard:
         max_new_tokens: int = 32,
         batch_size: int = 32,
     ) -> KLGuard:
-        """A guard whose threshold lets ``pass_rate`` of held-out in-domain prompts through."""
+        """A guard whose threshold lets ``pass_rate`` of held-out in-domain prompts through,
+        calibrated on the domain's validation items (the test items then measure it)."""
         from eu.eval.runner import generate_responses
         from eu.eval.suites import domain_suite
 
-        items = domain_suite(domain, num_items)
+        items = domain_suite(domain, num_items, split="validation")
         pairs = generate_responses(model, tokenizer, [it["prompt"] for it in items], max_new_tokens, batch_size)
         deltas = sorted(response_kl_to_uniform(model, p, r) for p, r in pairs)
-        k = int((1.0 - pass_rate) * len(deltas))
+        # the k lowest are refused, k = floor((1 - pass_rate)·n); the tolerance keeps float error
+        # (1 - 0.9 is 0.0999…) from flooring 2.0 down to 1
+        k = int((1.0 - pass_rate) * len(deltas) + 1e-9)
         return cls(threshold=deltas[k] if deltas else 0.0)

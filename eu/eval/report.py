@@ -84,15 +84,83 @@ def summary_row(results: dict[str, dict[str, Any]]) -> dict[str, float]:
     return row
 
 
+HOLDOUT_KEYS = ("holdout", "phrasing")
+"""Item fields that say how a domain item is held out (the diverse sets' ``holdout``: item,
+phrasing, operands, family; ``math-basic``'s ``phrasing``: seen or held_out)."""
+
+
+def holdout_key(records: list[dict[str, Any]]) -> str | None:
+    """The first of :data:`HOLDOUT_KEYS` whose values tell the records apart, else ``None``."""
+    return next((key for key in HOLDOUT_KEYS if len({r.get(key) for r in records}) > 1), None)
+
+
+def accuracy_outcomes(results: dict[str, dict[str, Any]]) -> dict[str, list[bool]]:
+    """Per-item correctness behind each accuracy of :func:`summary_row`, under the same keys
+    (``domain_accuracy``, ``domain_accuracy_held_out``, ``mmlu_accuracy``…), in item order."""
+    out: dict[str, list[bool]] = {}
+    for name, res in results.items():
+        records = sorted(res.get("records", []), key=lambda r: r.get("index", 0))
+        if not records or "correct" not in records[0]:
+            continue
+        key = name.split(":")[0] if name in ("harmful", "jailbreak", "domain") else name
+        out[f"{key}_accuracy"] = [bool(r["correct"]) for r in records]
+        group = holdout_key(records)
+        for value in sorted({str(r.get(group)) for r in records}) if group else ():
+            out[f"{key}_accuracy_{value}"] = [bool(r["correct"]) for r in records if str(r.get(group)) == value]
+    return out
+
+
+RATE_FIELDS = {"asr": ("label", "unsafe"), "refusal_rate": ("label", "refusal"), "accuracy": ("correct", True)}
+"""Each rate a suite reports, as the record field and the value that counts as a hit."""
+
+
+def rate_counts(results: dict[str, dict[str, Any]]) -> dict[str, list[int]]:
+    """``[hits, n]`` behind each rate of :func:`summary_row`, under the same keys (``harmful_asr``,
+    ``domain_accuracy``, ``domain_accuracy_held_out``…), counted from the records."""
+    out: dict[str, list[int]] = {}
+    for name, res in results.items():
+        records = res.get("records", [])
+        key = name.split(":")[0] if name in ("harmful", "jailbreak", "domain") else name
+        for rate, (field, hit) in RATE_FIELDS.items():
+            if records and all(field in r for r in records):
+                out[f"{key}_{rate}"] = [sum(r[field] == hit for r in records), len(records)]
+        group = holdout_key(records) if records and "correct" in records[0] else None
+        for value in sorted({str(r.get(group)) for r in records}) if group else ():
+            hits = [bool(r["correct"]) for r in records if str(r.get(group)) == value]
+            out[f"{key}_accuracy_{value}"] = [sum(hits), len(hits)]
+    return out
+
+
+def summary_intervals(results: dict[str, dict[str, Any]]) -> dict[str, list[float]]:
+    """The 95% Wilson interval of each rate in :func:`summary_row`, under the same keys (rates
+    only: entropy fractions have none)."""
+    from eu.eval.stats import wilson
+
+    return {key: list(wilson(hits, n)) for key, (hits, n) in rate_counts(results).items()}
+
+
+def metric_intervals(results: dict[str, dict[str, Any]]) -> dict[str, list[float]]:
+    """:func:`summary_intervals` under the logged metric names (``eval/domain_acc``, ``eval/harmful_asr``…)."""
+    return {f"eval/{k.replace('_accuracy', '_acc')}": v for k, v in summary_intervals(results).items()}
+
+
 def before_after(first: dict[str, Any], last: dict[str, Any], examples: dict[str, int]) -> str:
     """Every metric at two evaluations (``{"step", "metrics", "suites"}``) as a text table,
     then the first ``examples[suite]`` answers of each suite, before -> after."""
     names = list(last["metrics"])
     width = max((len(n) for n in names), default=6)
-    lines = [f"eu: {'metric':<{width}}  step {first['step']:>5}  step {last['step']:>5}"]
+    spans = [metric_intervals(entry.get("suites", {})) for entry in (first, last)]
+    lines = [f"eu: {'metric':<{width}}  {'step ' + str(first['step']):>18}  {'step ' + str(last['step']):>18}"]
     for name in names:
-        before = f"{first['metrics'][name]:.3f}" if name in first["metrics"] else "-"
-        lines.append(f"eu: {name:<{width}}  {before:>10}  {last['metrics'][name]:>10.3f}")
+        cells = []
+        for entry, span in zip((first, last), spans):
+            value = entry["metrics"].get(name)
+            text = "-" if value is None else f"{value:.3f}"
+            if value is not None and name in span:
+                text += f" [{span[name][0]:.2f}, {span[name][1]:.2f}]"
+            cells.append(f"{text:>18}")
+        lines.append(f"eu: {name:<{width}}  " + "  ".join(cells))
+    lines.append("eu: rates with their 95% Wilson interval; the split and item counts are on the lines above")
     for suite, res in last["suites"].items():
         pairs = list(zip(first["suites"].get(suite, {}).get("records", []), res["records"]))[: examples.get(suite, 0)]
         if pairs:
@@ -106,16 +174,25 @@ def before_after(first: dict[str, Any], last: dict[str, Any], examples: dict[str
 
 def markdown_table(models: dict[str, dict[str, dict[str, Any]]]) -> str:
     """The results table: one row per model (named by :func:`model_names`), one column per headline number."""
+    from eu.eval.stats import format_rate
+
     names = model_names(list(models))
     rows = {names[m]: summary_row(r) for m, r in models.items()}
+    intervals = {names[m]: summary_intervals(r) for m, r in models.items()}
     columns = sorted({c for r in rows.values() for c in r})
     n_by_suite = {name: res["n"] for r in models.values() for name, res in r.items()}
+    splits = sorted(
+        {str(it.get("split")) for r in models.values() for res in r.values() for it in res.get("records", [])[:1]}
+    )
     lines = ["| model | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
     for model, row in rows.items():
-        cells = [f"{row[c]:.3f}" if c in row and row[c] is not None else "–" for c in columns]
+        cells = [format_rate(row.get(c), intervals[model].get(c), 3) for c in columns]
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("Items per suite: " + ", ".join(f"{k} {v}" for k, v in n_by_suite.items()))
+    if splits and splits != ["None"]:
+        lines.append("Split: " + ", ".join(s.replace("None", "a user's file") for s in splits) + ".")
+    lines.append("Rates with their 95% Wilson interval in brackets.")
     return "\n".join(lines) + "\n"
 
 
@@ -158,12 +235,67 @@ def plot(models: dict[str, dict[str, dict[str, Any]]], path: Path) -> None:
     save_figure(fig, path)
 
 
+SAMPLES_PER_LABEL = 3
+SAMPLE_CHARS = 400
+
+
+def record_label(record: dict[str, Any]) -> str:
+    """What a record was scored as: the judge's label, ``correct``/``wrong``, or ``entropy``."""
+    if "label" in record:
+        return str(record["label"])
+    if "correct" in record:
+        return "correct" if record["correct"] else "wrong"
+    return "entropy" if "entropy_frac" in record else "unscored"
+
+
+def _quote(text: str) -> str:
+    text = " ".join(str(text).split())
+    return (text[:SAMPLE_CHARS] + " …") if len(text) > SAMPLE_CHARS else text
+
+
+def samples_markdown(
+    models: dict[str, dict[str, dict[str, Any]]], per_label: int = SAMPLES_PER_LABEL, seed: int = 0
+) -> str:
+    """``samples.md``: for each model and suite, up to ``per_label`` responses of every label it
+    was given, drawn with a fixed seed, so that a reader can check the scoring in a minute."""
+    import random
+
+    names = model_names(list(models))
+    lines = [
+        "# Samples",
+        "",
+        f"Up to {per_label} responses per label, model and suite, drawn with seed {seed}; "
+        f"prompts and responses cut at {SAMPLE_CHARS} characters.",
+    ]
+    for model, results in models.items():
+        lines += ["", f"## {names[model]}"]
+        for suite, res in results.items():
+            by_label: dict[str, list[dict[str, Any]]] = {}
+            for record in res.get("records", []):
+                by_label.setdefault(record_label(record), []).append(record)
+            counts = ", ".join(f"{label} {len(rs)}" for label, rs in sorted(by_label.items()))
+            lines += ["", f"### {suite} ({counts})"]
+            for label, records in sorted(by_label.items()):
+                picked = random.Random(f"{seed}:{model}:{suite}:{label}").sample(records, min(per_label, len(records)))
+                for r in sorted(picked, key=lambda r: r.get("index", 0)):
+                    extra = f" (reference: {_quote(r['answer'])})" if "answer" in r and "label" not in r else ""
+                    lines += [
+                        "",
+                        f"- **{label}**{extra}, item {r.get('index', '?')}",
+                        f"  - prompt: {_quote(r['prompt'])}",
+                        f"  - response: {_quote(r.get('response', ''))}",
+                    ]
+    return "\n".join(lines) + "\n"
+
+
 def write_results(out_dir: str | Path, models: dict[str, dict[str, dict[str, Any]]]) -> Path:
-    """Write the three result files for ``{model: {suite: result}}`` into ``out_dir``."""
+    """Write the result files for ``{model: {suite: result}}`` into ``out_dir``: ``results.json``,
+    ``results.md``, ``results.png`` and ``samples.md``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "results.json", json.dumps(models, indent=2, ensure_ascii=False))
     write_text_atomic(out / "results.md", markdown_table(models))
+    write_text_atomic(out / "samples.md", samples_markdown(models))
     plot(models, out / "results.png")
     return out
 

@@ -9,17 +9,18 @@ from typing import Any
 
 import torch
 
-from eu.data.mmlu import capability_suite
-from eu.domains import is_correct
+from eu.domains import SCORERS, is_correct
 from eu.errors import EUError
 from eu.eval.entropy import entropy_fraction, response_kl_to_uniform
 from eu.eval.metrics import AttackSuccessRate, DomainAccuracy, EntropyFraction, RefusalRate
 from eu.eval.options import score_choices
-from eu.eval.report import load_model_result, path_suffix, save_model_result, unique_names
+from eu.eval.report import holdout_key, load_model_result, path_suffix, save_model_result, unique_names
+from eu.eval.splits import check_split
 from eu.eval.suites import (
     domain_suite,
     harmful_suite,
     jailbreak_suite,
+    mmlu_suite,
     offdomain_suite,
     user_domain_suite,
     user_prompts_suite,
@@ -43,38 +44,48 @@ def build_suites(
     max_template_chars: int | None = 3000,
     offdomain_size: int | None = None,
     mmlu_size: int | None = 100,
+    split: str = "test",
 ) -> dict[str, list[dict[str, Any]]]:
     """Items per suite. Names: ``harmful``, ``jailbreak``, ``domain`` (or ``domain:NAME``),
     ``offdomain``, ``mmlu`` (held-out general capability), ``prompts:FILE.jsonl``,
-    ``templates:FILE``, ``qa:FILE.jsonl``; a file's suite is named by its kind and stem
-    (:func:`file_suite_names`)."""
+    ``templates:FILE``, ``qa:FILE.jsonl`` (``qa:FILE.jsonl@SCORER`` to score every row one way);
+    a file's suite is named by its kind and stem (:func:`file_suite_names`). The built-in suites
+    draw from ``split`` (``validation`` to choose settings, ``test`` to report); a user's file is
+    used whole."""
+    check_split(split)
     suites: dict[str, list[dict[str, Any]]] = {}
     named = file_suite_names(names)
     for name in names:
         kind, _, arg = name.partition(":")
         if kind == "harmful":
-            suites["harmful"] = harmful_suite(harmful_size, seed)
+            suites["harmful"] = harmful_suite(harmful_size, seed, split)
         elif kind == "jailbreak":
-            suites["jailbreak"] = jailbreak_suite(jailbreak_size, seed, max_template_chars)
+            suites["jailbreak"] = jailbreak_suite(jailbreak_size, seed, max_template_chars, split=split)
         elif kind == "domain":
-            suites["domain"] = domain_suite(arg or domain, domain_size)
+            suites["domain"] = domain_suite(arg or domain, domain_size, split)
         elif kind == "offdomain":
             suites["offdomain"] = offdomain_suite(offdomain_size)
         elif kind == "mmlu":
-            suites["mmlu"] = capability_suite(mmlu_size, seed)
+            suites["mmlu"] = mmlu_suite(mmlu_size, seed, split)
         elif kind == "prompts":
             suites[named[name]] = user_prompts_suite(arg)
         elif kind == "templates":
-            behaviours = [it["behaviour"] for it in harmful_suite(None, seed)]
+            behaviours = [it["behaviour"] for it in harmful_suite(None, seed, split)]
             suites[named[name]] = user_templates_suite(arg, behaviours, jailbreak_size, seed)
         elif kind == "qa":
-            suites[named[name]] = user_domain_suite(arg)
+            suites[named[name]] = user_domain_suite(*qa_file_and_scorer(arg))
         else:
             raise EUError(
                 f"unknown suite {name!r}; use harmful, jailbreak, domain[:NAME], offdomain, mmlu, "
                 "prompts:F, templates:F, qa:F"
             )
     return suites
+
+
+def qa_file_and_scorer(arg: str) -> tuple[str, str]:
+    """``FILE.jsonl@number`` → (``FILE.jsonl``, ``number``); a path without a scorer suffix scores ``auto``."""
+    path, at, scorer = arg.rpartition("@")
+    return (path, scorer) if at and scorer in SCORERS else (arg, "auto")
 
 
 def file_suite_names(names: list[str]) -> dict[str, str]:
@@ -84,6 +95,7 @@ def file_suite_names(names: list[str]) -> dict[str, str]:
     for name in names:
         kind, _, arg = name.partition(":")
         if kind in FILE_SUITES:
+            arg = qa_file_and_scorer(arg)[0] if kind == "qa" else arg
             depth = len(Path(arg).parts)
             candidates[name] = [f"{kind}:{path_suffix(arg, n, stem=True)}" for n in range(1, depth + 1)]
     return unique_names(candidates)
@@ -257,8 +269,9 @@ def run_suites(
                     raise EUError(f"suite {name} needs a judge")
                 summary = _score_judged(judge, records, device)
             all_records = _gather(records)
-            if how == "answer" and len({r.get("holdout") for r in all_records}) > 1:
-                summary["by_holdout"] = accuracy_by(all_records, "holdout")
+            group = holdout_key(all_records) if how == "answer" else None
+            if group:
+                summary["by_holdout"] = accuracy_by(all_records, group)
             results[name] = {"n": len(all_records), **summary, "records": all_records}
     finally:
         model.train(was_training)

@@ -15,8 +15,9 @@ from typing import Any
 
 import yaml
 
-from eu.data.harmful_prompts import advbench_behaviours, harmbench_behaviours
+from eu.data.harmful_prompts import advbench_behaviours, harmbench_behaviours, normalise
 from eu.errors import EUError
+from eu.eval.splits import check_split, in_split
 from eu.io import read_jsonl
 
 SLOT = re.compile(r"\{\{\s*prompt\s*\}\}|\{prompt\}")
@@ -35,8 +36,9 @@ OFF_DOMAIN_PROMPTS = [
 ]
 
 
-def jailbreak_templates(max_chars: int | None = None) -> dict[str, str]:
-    """pyrit's named jailbreak templates that have a ``{{ prompt }}`` slot, by name."""
+def jailbreak_templates(max_chars: int | None = None, split: str | None = None) -> dict[str, str]:
+    """pyrit's named jailbreak templates that have a ``{{ prompt }}`` slot, by name (those of
+    ``split`` only, when given)."""
     from eu.assets import fetch
 
     folder = fetch("pyrit-datasets") / TEMPLATES_DIR
@@ -44,8 +46,10 @@ def jailbreak_templates(max_chars: int | None = None) -> dict[str, str]:
     for path in sorted(folder.glob("*.yaml")):
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         text = data.get("value") or ""
+        name = data.get("name") or path.stem
         if SLOT.search(text) and (max_chars is None or len(text) <= max_chars):
-            templates[data.get("name") or path.stem] = text
+            if split is None or in_split(name, "jailbreak-template", split):
+                templates[name] = text
     return templates
 
 
@@ -62,21 +66,33 @@ def _sample(items: list[Any], size: int | None, seed: int, tag: str) -> list[Any
     return items if size is None else items[:size]
 
 
-def harmful_suite(size: int | None = 100, seed: int = 0) -> list[dict[str, Any]]:
-    """HarmBench standard and AdvBench behaviours as plain user turns, a seeded sample of ``size``."""
-    behaviours = [("harmbench", b) for b in harmbench_behaviours()] + [("advbench", b) for b in advbench_behaviours()]
+def harmful_behaviours(split: str = "test") -> list[tuple[str, str]]:
+    """``(source, behaviour)`` of one evaluation part: HarmBench's own file of that part
+    (``val`` for validation) and the AdvBench behaviours hashed to it."""
+    harmbench = harmbench_behaviours("val" if check_split(split) == "validation" else "test")
+    advbench = [b for b in advbench_behaviours() if in_split(normalise(b), "harmful", split)]
+    return [("harmbench", b) for b in harmbench] + [("advbench", b) for b in advbench]
+
+
+def harmful_suite(size: int | None = 100, seed: int = 0, split: str = "test") -> list[dict[str, Any]]:
+    """HarmBench standard and AdvBench behaviours of ``split`` as plain user turns, a seeded sample of ``size``."""
     return [
-        {"suite": "harmful", "source": src, "prompt": b, "behaviour": b, "harmful_request": True}
-        for src, b in _sample(behaviours, size, seed, "harmful")
+        {"suite": "harmful", "source": src, "prompt": b, "behaviour": b, "harmful_request": True, "split": split}
+        for src, b in _sample(harmful_behaviours(split), size, seed, "harmful")
     ]
 
 
 def jailbreak_suite(
-    size: int = 200, seed: int = 0, max_template_chars: int | None = 3000, templates: dict[str, str] | None = None
+    size: int = 200,
+    seed: int = 0,
+    max_template_chars: int | None = 3000,
+    templates: dict[str, str] | None = None,
+    split: str = "test",
 ) -> list[dict[str, Any]]:
-    """A seeded sample of (template, behaviour) pairs; the template name is kept."""
-    templates = templates if templates is not None else jailbreak_templates(max_template_chars)
-    behaviours = harmbench_behaviours() + advbench_behaviours()
+    """A seeded sample of (template, behaviour) pairs of ``split`` (its templates and its
+    behaviours; ``templates`` given: those, whatever the split); the template name is kept."""
+    templates = templates if templates is not None else jailbreak_templates(max_template_chars, split)
+    behaviours = [b for _, b in harmful_behaviours(split)]
     rng = random.Random(f"jailbreak:{seed}")
     names = sorted(templates)
     items = []
@@ -90,20 +106,37 @@ def jailbreak_suite(
                 "behaviour": behaviour,
                 "prompt": fill(templates[name], behaviour),
                 "harmful_request": True,
+                "split": split,
             }
         )
     return items
 
 
-def domain_suite(domain: str, size: int | None = 100) -> list[dict[str, Any]]:
-    """Held-out items of a built-in domain with their reference answers."""
+def domain_suite(domain: str, size: int | None = 100, split: str = "test") -> list[dict[str, Any]]:
+    """Held-out items of a built-in domain in ``split`` (the problem behind each item decides its
+    part, so one problem in two phrasings stays in one), with their reference answers."""
     from eu.domains import domain_items
 
-    items = domain_items(domain, "test")[:size] if size else domain_items(domain, "test")
+    items = [it for it in domain_items(domain, "test") if in_split(it.get("key") or it["user_text"], domain, split)]
     return [
-        {**it, "suite": f"domain:{domain}", "prompt": it["user_text"], "domain": domain, "harmful_request": False}
-        for it in items
+        {
+            **it,
+            "suite": f"domain:{domain}",
+            "prompt": it["user_text"],
+            "domain": domain,
+            "harmful_request": False,
+            "split": split,
+        }
+        for it in (items[:size] if size else items)
     ]
+
+
+def mmlu_suite(size: int | None = 100, seed: int = 0, split: str = "test") -> list[dict[str, Any]]:
+    """Held-out MMLU questions of ``split`` (general capability, scored by option likelihood)."""
+    from eu.data.mmlu import capability_suite
+
+    items = [{**it, "split": split} for it in capability_suite(None, seed) if in_split(it["prompt"], "mmlu", split)]
+    return items if size is None else items[:size]
 
 
 def offdomain_suite(size: int | None = None) -> list[dict[str, Any]]:
@@ -162,23 +195,40 @@ def user_templates_suite(path: str, behaviours: list[str], size: int = 200, seed
     ]
 
 
-def user_domain_suite(path: str) -> list[dict[str, Any]]:
-    """A domain QA file: JSONL with ``prompt`` (or ``question``) and ``answer`` (string or list)."""
+def user_domain_suite(path: str, scorer: str = "auto") -> list[dict[str, Any]]:
+    """A domain QA file: JSONL with ``prompt`` (or ``question``) and ``answer`` (string or list of
+    accepted answers), optionally ``choices`` (multiple choice, scored by option likelihood) and
+    ``scorer`` (this row's, overriding the file's ``scorer``; :data:`eu.domains.SCORERS`)."""
+    from eu.domains import SCORERS
+
+    if scorer not in SCORERS:
+        raise EUError(f"qa:{path}: unknown scorer {scorer!r}; use one of {', '.join(SCORERS)}")
     items = []
     for i, row in enumerate(_jsonl(Path(path)), 1):
         prompt = row.get("prompt") or row.get("question")
         answer = row.get("answer")
         if not prompt or answer is None:
             raise EUError(f"{path}:{i}: needs 'prompt' and 'answer' fields")
-        accepted = answer if isinstance(answer, list) else [str(answer)]
-        items.append(
-            {
-                "suite": f"domain:{Path(path).stem}",
-                "prompt": prompt,
-                "answer": accepted[0],
-                "accepted": accepted,
-                "domain": "file",
-                "harmful_request": False,
-            }
-        )
+        accepted = [str(a) for a in answer] if isinstance(answer, list) else [str(answer)]
+        how = row.get("scorer", scorer)
+        if how not in SCORERS:
+            raise EUError(f"{path}:{i}: unknown scorer {how!r}; use one of {', '.join(SCORERS)}")
+        item = {
+            "suite": f"domain:{Path(path).stem}",
+            "prompt": prompt,
+            "answer": accepted[0],
+            "accepted": accepted,
+            "domain": "file",
+            "harmful_request": False,
+            "scorer": how,
+        }
+        choices = row.get("choices")
+        if choices is not None or how == "choice":
+            if not isinstance(choices, list) or len(choices) < 2 or accepted[0] not in map(str, choices):
+                raise EUError(f"{path}:{i}: multiple choice needs 'choices' (two or more) that include the answer")
+            item.update(choices=[str(c) for c in choices], scorer="choice")
+        items.append(item)
+    if items and all(it["scorer"] == "choice" for it in items):
+        for it in items:
+            it["score"] = "choice"  # nothing to generate: every row is scored by option likelihood
     return items
