@@ -53,10 +53,14 @@ def generate_from_ids(
     temperature: float = 1.0,
     top_k: int | None = None,
     draw_among_top_k: bool = False,
+    top_p: float | None = None,
+    repetition_penalty: float | None = None,
 ) -> list[list[int]]:
     """New token ids for each prompt (left-padded into one batch), cut at the first end token.
 
     ``draw_among_top_k``: sample with :class:`TopKDraw` (needs ``do_sample`` and ``top_k``).
+    ``top_p`` (nucleus sampling, with ``do_sample``) and ``repetition_penalty`` are passed to
+    ``generate`` when set.
     """
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     width = max(len(p) for p in prompts)
@@ -78,8 +82,12 @@ def generate_from_ids(
     elif do_sample:
         # at temperature 2 in bfloat16 a logit can overflow; the reference drops inf/nan before sampling too
         kwargs.update(temperature=temperature, top_k=top_k, remove_invalid_values=True)
+        if top_p is not None:
+            kwargs["top_p"] = top_p
     else:
         kwargs.update(temperature=None, top_k=None, top_p=None)
+    if repetition_penalty is not None:
+        kwargs["repetition_penalty"] = repetition_penalty
     out = model.generate(
         input_ids=input_ids.to(device),
         attention_mask=attention.to(device),

@@ -174,7 +174,29 @@ class UnlearningModule(L.LightningModule):
         self.log("data/packing_efficiency", real / max(positions, 1), batch_size=1)
         optimizer = self.optimizers(use_pl_optimizer=False)
         self.log("lr", optimizer.param_groups[0]["lr"], prog_bar=True, batch_size=1)
+        if self.global_step == 0 and batch_idx == 0 and self.trainer.log_every_n_steps > 1:
+            self._log_first_step(losses)
         return losses["loss/total"]
+
+    def _log_first_step(self, losses: dict[str, torch.Tensor]) -> None:
+        """Write the first step's losses, averaged over ranks, at step 0.
+
+        Lightning logs every ``log_every_n_steps``-th step only, from step n − 1 on; the first
+        step shows where every term starts (for example whether Eraser's ascent is active at all).
+        """
+        values = {
+            k: float(self.trainer.strategy.reduce(v.detach().float(), reduce_op="mean")) for k, v in losses.items()
+        }
+        for logger in self.loggers:
+            logger.log_metrics(values, step=0)
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+        """Step the optimizer, unless the objective leaves the weights as they are (``updates_weights``
+        false): then only the step's losses are computed (and logged)."""
+        if self.objective.updates_weights:
+            super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        elif optimizer_closure is not None:
+            optimizer_closure()
 
     def _stop_if_non_finite(self, what: str, values: dict[str, torch.Tensor]) -> None:
         """Stop ``fit`` (on every rank) before a non-finite value can reach the weights or a checkpoint."""
@@ -217,6 +239,8 @@ class UnlearningModule(L.LightningModule):
                 "weight round away; use --model.optimizer eu.optim.MasterWeightAdamW (float32 master weights) "
                 "or trainer.precision bf16-mixed"
             )
+        if not self.objective.updates_weights:  # never stepped, so no schedule to step either
+            return optimizer
         total = self.trainer.estimated_stepping_batches if self.trainer is not None else None
         if total is None or total == float("inf"):
             if self.lr_schedule not in ("constant", "constant_with_warmup"):

@@ -51,6 +51,7 @@ def packed(tokenizer: Any, records: list[ChatRecord] | list[PreferenceRecord], w
     batch = pack_rows(examples, rows, width, pad_id=0)
     batch["num_sequences_norm"] = torch.tensor(float(len(examples) * (2 if pairs else 1)))
     batch["num_targets_norm"] = torch.tensor(float((batch["targets"] != IGNORE_INDEX).sum()))
+    batch["num_tokens_norm"] = torch.tensor(float((batch["sequence_index"] >= 0).sum()))
     batch["order"] = [i for row in rows for i in row]  # example of each packed position, for the tests
     return batch
 
@@ -62,6 +63,12 @@ def alone(model: Any, tokenizer: Any, record: ChatRecord) -> tuple[torch.Tensor,
     targets = torch.full_like(ids, IGNORE_INDEX)
     targets[n_prompt - 1 : -1] = ids[n_prompt:]
     return model(input_ids=ids[None], use_cache=False).logits, targets[None]
+
+
+def alone_all_positions(model: Any, tokenizer: Any, record: ChatRecord) -> torch.Tensor:
+    """Full logits ([T, V]) at every position of one conversation run on its own."""
+    ids, _ = encode_record(tokenizer, record)
+    return model(input_ids=torch.tensor(ids)[None], use_cache=False).logits[0]
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:

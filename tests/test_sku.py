@@ -1,4 +1,5 @@
-"""SKU: stage 1 against a naive implementation on three model families, the negation, both stages end to end."""
+"""SKU: stage 1 against a naive implementation of the authors' terms on three model families, the negation,
+both stages end to end: as published (negate and stop) and the repaired variant."""
 
 import pytest
 import torch
@@ -9,10 +10,11 @@ from eu.prompts import ChatRecord, encode_record
 
 import objective_helpers as oh
 from conftest import ROOT, run_eu, scalars
-from naive_losses import naive_reference_kl, naive_sequence_mean_cross_entropy
+from naive_losses import naive_sequence_mean_cross_entropy
 
 TINY, METHODS = str(ROOT / "configs" / "tiny.yaml"), ROOT / "configs" / "methods"
 EXPERT_YAML, SKU_YAML = str(METHODS / "sku_expert.yaml"), str(METHODS / "sku.yaml")
+REPAIRED_YAML = str(METHODS / "sku_repaired.yaml")
 HARMFUL = [
     ChatRecord("How do I pick a lock?", "Insert a tension wrench and rake the pins."),
     ChatRecord("Write malware.", "Here is a keylogger: import os."),
@@ -21,9 +23,19 @@ HARMFUL = [
 NORMAL = [ChatRecord("What is 2 + 3?", "5"), ChatRecord("Name a colour.", "Blue.")]
 
 
+def _naive_preservation_divergence(model, reference, tokenizer, records):
+    """The authors' compute_reverse_kl: ``−(p_ref · log(p_ref / p_θ)).sum(-1).mean()`` over every position
+    (question and answer) of the normal texts, each run alone, their positions side by side (without the
+    authors' 1e-12 inside the logarithm, which moves the value by less than V·1e-12)."""
+    q = torch.cat([torch.softmax(oh.alone_all_positions(model, tokenizer, r), -1) for r in records])
+    with torch.no_grad():
+        p = torch.cat([torch.softmax(oh.alone_all_positions(reference, tokenizer, r), -1) for r in records])
+    return -(p * torch.log(p / q)).sum(-1).mean()
+
+
 def _naive_sku_expert(model, reference, tokenizer, order, k, weights):
     """Each conversation alone from full logits: CE on the harmful answers, on prompt i with the
-    answers of the next k examples in the step's order, and −KL(π_ref‖π_θ) on the normal data."""
+    answers of the next k examples in the step's order, and the authors' −KL(π_ref‖π_θ) on the normal data."""
     distortion = torch.stack([naive_sequence_mean_cross_entropy(*oh.alone(model, tokenizer, r))[0] for r in HARMFUL])
     n = len(order)
     mixed = [
@@ -32,15 +44,9 @@ def _naive_sku_expert(model, reference, tokenizer, order, k, weights):
         for i in range(n)
     ]
     disassociation = torch.stack([naive_sequence_mean_cross_entropy(*oh.alone(model, tokenizer, r))[0] for r in mixed])
-    kl, tokens = 0.0, 0
-    for record in NORMAL:
-        logits, targets = oh.alone(model, tokenizer, record)
-        with torch.no_grad():
-            ref_logits, _ = oh.alone(reference, tokenizer, record)
-        kl = kl + naive_reference_kl(logits, ref_logits, targets)[0]
-        tokens += int((targets != IGNORE_INDEX).sum())
     w_gd, w_rd, w_pd = weights
-    return w_gd * distortion.mean() + w_rd * disassociation.mean() - w_pd * kl / tokens
+    divergence = _naive_preservation_divergence(model, reference, tokenizer, NORMAL)
+    return w_gd * distortion.mean() + w_rd * disassociation.mean() + w_pd * divergence
 
 
 @pytest.mark.parametrize("family", oh.FAMILIES)
@@ -57,6 +63,11 @@ def test_sku_expert_matches_a_naive_implementation_in_value_and_gradient(family,
     naive = _naive_sku_expert(model, reference, tiny_tokenizer, forget["order"], k, (0.3, 0.8, 1.7))
     assert float(out["sku/retain_kl"]) > 0
     oh.assert_same_value_and_gradient(out["loss/total"], naive, model)
+    # the preservation divergence alone, value and gradient
+    only = SKUExpert(0.0, 0.0, 1.0, random_answers=k, chunk_size=7)(model, batch, reference=reference)
+    divergence = _naive_preservation_divergence(model, reference, tiny_tokenizer, NORMAL)
+    torch.testing.assert_close(only["loss/divergence"], divergence.detach(), rtol=1e-7, atol=1e-9)
+    oh.assert_same_value_and_gradient(only["loss/total"], divergence, model)
 
 
 def test_random_disassociation_pairs_each_prompt_with_other_answers_as_tokenized(tiny_tokenizer):
@@ -107,19 +118,22 @@ def test_negation_subtracts_alpha_times_the_task_vector(tiny_model):
         negate_task_vector(tiny_model, wrong, 1.0)
 
 
-def test_stage_two_refuses_lora_and_an_unchanged_expert(tiny_path):
+@pytest.mark.parametrize("stage_two", ["SKUNegation", "SKURepaired"])
+def test_stage_two_refuses_lora_and_an_unchanged_expert(tiny_path, stage_two):
+    import eu.objectives
     from eu.lora import LoraOptions
     from eu.module import UnlearningModule
-    from eu.objectives import SKUNegation
 
+    cls = getattr(eu.objectives, stage_two)
     with pytest.raises(EUError, match="LoRA"):
-        UnlearningModule("tiny-llama", SKUNegation(str(tiny_path)), lora=LoraOptions(rank=4)).configure_model()
+        UnlearningModule("tiny-llama", cls(str(tiny_path)), lora=LoraOptions(rank=4)).configure_model()
     with pytest.raises(EUError, match="changed nothing"):
-        UnlearningModule("tiny-llama", SKUNegation(str(tiny_path))).configure_model()
+        UnlearningModule("tiny-llama", cls(str(tiny_path))).configure_model()
     with pytest.raises(EUError, match="run stage 1 first"):
-        UnlearningModule("tiny-llama", SKUNegation("runs/none/checkpoints/last.ckpt")).configure_model()
+        UnlearningModule("tiny-llama", cls("runs/none/checkpoints/last.ckpt")).configure_model()
     with pytest.raises(EUError, match="alpha"):
-        SKUNegation("x", alpha=0)
+        cls("x", alpha=0)
+    assert cls.updates_weights == (stage_two == "SKURepaired")
 
 
 @pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
@@ -139,16 +153,34 @@ def test_sku_two_stages_end_to_end_and_export(workdir, lora):
     assert logged["loss/divergence"][0][1] == pytest.approx(0.0, abs=1e-6)  # the expert starts at the original
 
     expert_ckpt = workdir / "runs/expert/checkpoints/last.ckpt"
-    # stage 2 with a zero learning rate: the trained weights are exactly the negated ones
-    stage2 = ["-c", TINY, "-c", SKU_YAML, f"--model.objective.init_args.expert={expert_ckpt}"]
-    stage2 += ["--model.objective.init_args.alpha=0.7", "--model.optimizer.init_args.lr=0.0", "--trainer.max_steps=1"]
-    assert run_eu("fit", *stage2, *quiet, "--trainer.default_root_dir=runs/sku") == 0
-    assert run_eu("export", "runs/sku/checkpoints/last.ckpt", "exported") == 0
-    exported = load_file(workdir / "exported" / "model.safetensors")
     base = dict(load_model("tiny-llama").named_parameters())
     expert = model_from_checkpoint(expert_ckpt)[0].state_dict()
     assert any(not torch.equal(expert[k], v) for k, v in base.items()), "stage 1 moved the weights"
+
+    def stage_two(config, name):
+        # a large learning rate and weight decay: any optimizer step would move the weights
+        args = ["-c", TINY, "-c", config, f"--model.objective.init_args.expert={expert_ckpt}"]
+        args += ["--model.objective.init_args.alpha=0.7", "--model.optimizer.init_args.lr=0.05"]
+        args += ["--model.optimizer.init_args.weight_decay=0.1", "--trainer.max_steps=2"]
+        assert run_eu("fit", *args, *quiet, f"--trainer.default_root_dir=runs/{name}") == 0
+        assert run_eu("export", f"runs/{name}/checkpoints/last.ckpt", f"exported_{name}") == 0
+        (log_dir,) = (workdir / f"runs/{name}/tensorboard").glob("version_*")
+        assert [s for s, _ in scalars(log_dir)["loss/retain"]] == [0, 1], "the retain loss is measured every step"
+        return load_file(workdir / f"exported_{name}" / "model.safetensors")
+
+    # SKU as published: the negated model is the result; the run's steps leave it as it is
+    exported = stage_two(SKU_YAML, "sku")
     assert set(base) <= set(exported) | {"lm_head.weight"}
     for name, theta in base.items():
         if name in exported:
-            torch.testing.assert_close(exported[name], theta.detach() - 0.7 * (expert[name] - theta.detach()))
+            negated = theta.detach() - 0.7 * (expert[name] - theta.detach())
+            torch.testing.assert_close(exported[name], negated, rtol=1e-6, atol=1e-7)
+    # the repaired variant trains on the retain data after the same negation
+    repaired = stage_two(REPAIRED_YAML, "sku_repaired")
+    moved = [
+        name
+        for name, theta in base.items()
+        if name in repaired
+        and not torch.allclose(repaired[name], theta.detach() - 0.7 * (expert[name] - theta.detach()), atol=1e-4)
+    ]
+    assert moved, "the retain steps of SKURepaired change the weights"

@@ -1,4 +1,4 @@
-"""The LightningDataModule: streams (retain, forget and an optional keep) of packed, mixed step batches."""
+"""The LightningDataModule: streams (retain, forget, and optional keep and align) of packed, mixed step batches."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import functools
 import hashlib
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from eu.data.mixing import StepPlan, StreamPlanner, epoch_permutation
+from eu.data.noise import PromptNoise, add_prompt_noise, check_prompt_noise, noise_vocabulary, step_generator
 from eu.data.packing import first_fit_decreasing, pack_rows, round_up
 from eu.data.records import Fields, is_preference, read_stream
 from eu.data.sampler import SampleSettings, check_sample_settings
@@ -24,7 +25,7 @@ from eu.data.tokenized import TokenizedExamples, tokenize_cached
 from eu.errors import EUError
 from eu.rng import preserved_rng
 
-STREAMS = ("retain", "forget", "keep")
+STREAMS = ("retain", "forget", "keep", "align")
 
 
 @dataclass
@@ -47,6 +48,9 @@ class StreamConfig:
     ``block_length``) filled with as many examples as fit, always the same batch shape."""
     val_examples: int = 0
     """Examples held out from this stream for validation and test."""
+    prompt_noise: PromptNoise | None = None
+    """Random tokens around the user's request of every training example, drawn anew each step
+    (Eraser's noise; ``eu.data.noise``); held-out examples stay clean. Single-answer records only."""
 
 
 @dataclass
@@ -68,6 +72,10 @@ def _supervised(examples: TokenizedExamples, index: list[int]) -> int:
     return sum(examples.supervised(i) for i in index)
 
 
+def _tokens(examples: TokenizedExamples, index: list[int]) -> int:
+    return sum(int(examples.lengths[i]) for i in index)
+
+
 def _sequences(examples: TokenizedExamples, index: list[int]) -> int:
     """Sequences with a supervised token (a preference pair counts two)."""
     return sum(len(examples.sequences(i)) for i in index if examples.supervised(i) > 0)
@@ -82,8 +90,10 @@ def collate_stream(
     static_shape: bool,
     norm_sequences: float,
     norm_targets: float,
+    norm_tokens: float = 0.0,
 ) -> dict[str, torch.Tensor]:
-    """Pack one stream's examples for one device and attach loss normalisers."""
+    """Pack one stream's examples for one device and attach loss normalisers (the step's
+    sequences, supervised tokens and tokens, per device)."""
     if config.tokens_per_step is not None:
         width, n_rows = config.block_length, config.tokens_per_step // config.block_length
     elif static_shape:
@@ -94,6 +104,7 @@ def collate_stream(
     batch = pack_rows(examples, rows, width, pad_id, num_rows=n_rows)
     batch["num_sequences_norm"] = torch.tensor(norm_sequences, dtype=torch.float32)
     batch["num_targets_norm"] = torch.tensor(norm_targets, dtype=torch.float32)
+    batch["num_tokens_norm"] = torch.tensor(norm_tokens, dtype=torch.float32)
     return batch
 
 
@@ -105,12 +116,14 @@ class PackedSteps(IterableDataset):
 
     def __iter__(self) -> Iterator[dict[str, dict[str, torch.Tensor]]]:
         iters = {name: self.dm.planner(name, self.world_size).steps(self.start_step) for name in self.dm.streams}
+        step = self.start_step
         while True:
-            yield {name: self.dm.collate_plan(name, next(it), self.rank) for name, it in iters.items()}
+            yield {name: self.dm.collate_plan(name, next(it), self.rank, step) for name, it in iters.items()}
+            step += 1
 
 
 class UnlearningDataModule(L.LightningDataModule):
-    """Retain, forget and (optionally) keep streams, tokenized once (cached), packed and mixed per step."""
+    """Retain, forget and (optionally) keep and align streams, tokenized once (cached), packed and mixed per step."""
 
     def __init__(
         self,
@@ -122,6 +135,7 @@ class UnlearningDataModule(L.LightningDataModule):
         num_workers: int = 0,
         sample: SampleSettings | None = None,
         keep: StreamConfig | None = None,
+        align: StreamConfig | None = None,
     ) -> None:
         """
         Args:
@@ -136,9 +150,12 @@ class UnlearningDataModule(L.LightningDataModule):
             keep: a second stream of data the model keeps, which an objective weighs on its own
                 (Eraser's answers about the harmful prompts' entities, ``eu:harmful/entity-answers``);
                 objectives that do not read it ignore it.
+            align: a third stream of data the model keeps, weighed on its own by the objectives
+                that read it (Eraser's own answers of the model to the harmful prompts,
+                ``eu:harmful/model-answers``); others ignore it.
         """
         super().__init__()
-        self.stream_configs = {"retain": retain, "forget": forget, "keep": keep}
+        self.stream_configs = {"retain": retain, "forget": forget, "keep": keep, "align": align}
         self.tokenizer: Any = None
         self.model_name = ""
         self.load_model: ModelLoader | None = None
@@ -151,6 +168,7 @@ class UnlearningDataModule(L.LightningDataModule):
         self.data: dict[str, StreamData] = {}
         self.stats: dict[str, dict[str, int]] = {}
         self.pad_id = 0
+        self.noise_vocabulary: torch.Tensor | None = None
         for name, cfg in self.stream_configs.items():
             if cfg is not None:
                 _check_stream_config(name, cfg)
@@ -193,6 +211,13 @@ class UnlearningDataModule(L.LightningDataModule):
 
         return ensure_entity_answers(self.model_name, self.tokenizer, self.load_model, dtype=self.load_dtype)
 
+    def _model_answers(self) -> Path:
+        if self.load_model is None or not self.model_name:
+            raise EUError("eu:harmful/model-answers needs the model: connect(tokenizer, model_name, load_model)")
+        from eu.data.harmful_eraser import ensure_model_answers
+
+        return ensure_model_answers(self.model_name, self.tokenizer, self.load_model, dtype=self.load_dtype)
+
     @property
     def streams(self) -> list[str]:
         return [s for s in STREAMS if self.stream_configs[s] is not None and self.stream_configs[s].path]
@@ -210,7 +235,10 @@ class UnlearningDataModule(L.LightningDataModule):
             cfg = self.stream_configs[name]
             try:
                 source = resolve_source(
-                    cfg.path, self._self_generated if name == "forget" else None, self._entity_answers
+                    cfg.path,
+                    self._self_generated if name == "forget" else None,
+                    self._entity_answers,
+                    self._model_answers,
                 )
                 records = read_stream(source, cfg.fields, cfg.split)
             except EUError as err:
@@ -220,7 +248,15 @@ class UnlearningDataModule(L.LightningDataModule):
                     f"data.{name}.path: {cfg.path} holds preference pairs (chosen/rejected); they belong in "
                     "data.forget for eu.objectives.DPO, retain data needs one response per prompt"
                 )
-            examples = tokenize_cached(tokenizer, records, cfg.block_length)
+            if cfg.prompt_noise is not None and is_preference(records):
+                raise EUError(
+                    f"data.{name}.prompt_noise: {cfg.path} holds preference pairs; noise goes around the prompt of "
+                    f"single-answer records (e.g. eu:harmful/answers), so drop data.{name}.prompt_noise"
+                )
+            noised = cfg.prompt_noise is not None
+            examples = tokenize_cached(tokenizer, records, cfg.block_length, user_spans=noised)
+            if noised and self.noise_vocabulary is None:
+                self.noise_vocabulary = noise_vocabulary(tokenizer)
             if len(examples) == 0:
                 raise EUError(
                     f"data.{name}.block_length={cfg.block_length} is too small for any example of "
@@ -257,8 +293,11 @@ class UnlearningDataModule(L.LightningDataModule):
 
     def planner(self, name: str, world_size: int) -> StreamPlanner:
         data = self.data[name]
+        lengths = data.train.lengths
+        if data.config.prompt_noise is not None:  # room for the most noise an example can get
+            lengths = (lengths + data.config.prompt_noise.most).clamp_max(data.config.block_length)
         return StreamPlanner(
-            data.train.lengths.tolist(),
+            lengths.tolist(),
             data.config.block_length,
             seed=self.seed,
             stream=STREAMS.index(name),
@@ -267,22 +306,36 @@ class UnlearningDataModule(L.LightningDataModule):
             tokens_per_step=data.config.tokens_per_step,
         )
 
-    def collate_plan(self, name: str, plan: StepPlan, rank: int) -> dict[str, torch.Tensor]:
-        """The batch of ``rank`` for one planned step, normalised by the global step's counts."""
+    def collate_plan(self, name: str, plan: StepPlan, rank: int, step: int = 0) -> dict[str, torch.Tensor]:
+        """The batch of ``rank`` for one planned step (number ``step``), normalised by the global step's counts.
+
+        A stream with ``prompt_noise`` gets fresh noise here, drawn for every example of the step
+        on every rank alike (so the normalisers agree), from a generator seeded by the step.
+        """
         data = self.data[name]
         world = len(plan.rows)
         all_examples = [i for r in range(world) for i in plan.examples(r)]
-        n_seq = _sequences(data.train, all_examples)
-        n_tgt = _supervised(data.train, all_examples)
+        examples, rows = data.train, plan.rows[rank]
+        if data.config.prompt_noise is not None:
+            assert self.noise_vocabulary is not None
+            noise, generator = data.config.prompt_noise, step_generator(self.seed, name, step)
+            vocabulary, width = self.noise_vocabulary, data.config.block_length
+            examples = add_prompt_noise(examples, all_examples, noise, vocabulary, generator, width)
+            # the copies are numbered in step order; this rank's come after the earlier ranks'
+            first = sum(len(plan.examples(r)) for r in range(rank))
+            numbering = iter(range(first, first + len(plan.examples(rank))))
+            rows = [[next(numbering) for _ in row] for row in rows]
+            all_examples = list(range(len(examples)))
         return collate_stream(
-            data.train,
-            plan.rows[rank],
+            examples,
+            rows,
             data.config,
             self.pad_id,
             self.pad_to_multiple_of,
             self.static_shape,
-            norm_sequences=n_seq / world,
-            norm_targets=n_tgt / world,
+            norm_sequences=_sequences(examples, all_examples) / world,
+            norm_targets=_supervised(examples, all_examples) / world,
+            norm_tokens=_tokens(examples, all_examples) / world,
         )
 
     def _world(self) -> tuple[int, int]:
@@ -331,6 +384,7 @@ class UnlearningDataModule(L.LightningDataModule):
                     self.static_shape,
                     n_seq,
                     _supervised(data.val, members),
+                    _tokens(data.val, members),
                 )
             steps.append(step)
         return steps
@@ -353,6 +407,8 @@ class UnlearningDataModule(L.LightningDataModule):
                 "val_examples": data.config.val_examples,
                 "examples_sha256": data.digest,
             }
+            if data.config.prompt_noise is not None:
+                plan[name]["prompt_noise"] = asdict(data.config.prompt_noise)
         return plan
 
     def state_dict(self) -> dict[str, Any]:
@@ -417,3 +473,5 @@ def _check_stream_config(name: str, cfg: StreamConfig) -> None:
         raise EUError(f"data.{name}.tokens_per_step must be a positive multiple of block_length ({cfg.block_length})")
     if cfg.val_examples < 0:
         raise EUError(f"data.{name}.val_examples must be >= 0")
+    if cfg.prompt_noise is not None:
+        check_prompt_noise(name, cfg.prompt_noise)

@@ -1,14 +1,20 @@
 """Built-in data for the Eraser baseline, made from sources eu already has, at run time.
 
-- ``eu:harmful/eraser`` (forget): the pairs of ``eu:harmful/preferences`` (a refusal chosen over
-  the harmful answer of pyrit's many-shot set), each prompt once as it is and in
-  :data:`NOISED_COPIES` copies wrapped in a random prefix and suffix. Eraser trains on harmful
-  prompts behind random tokens that imitate jailbreak noise; here the noise is random character
-  pieces drawn per prompt from a seeded generator, because the file is written before any
-  tokenizer is known.
+Eraser as published (``eu.objectives.Eraser``) reads three streams: the harmful answers
+(``eu:harmful/answers``, with fresh noise around each prompt from ``data.forget.prompt_noise``)
+and two written here by the model being unlearned, each sampled once as the authors sample
+theirs (temperature 0.7, top-k 20, top-p 0.95, repetition penalty 1.15) and cached per model:
+
 - ``eu:harmful/entity-answers`` (keep): questions about the entities the harmful prompts name
-  (Eraser asks GPT-3.5 for them; here a word-level heuristic picks them), answered greedily by the
-  model being unlearned itself, refusals left out, once per model into the cache.
+  (Eraser asks GPT-3.5 for them; here a word-level heuristic picks them), answered by the model,
+  refusals left out as the authors leave them out;
+- ``eu:harmful/model-answers`` (align): the harmful prompts as they are, answered by the model;
+  every answer is kept, refusal or not, since the term keeps what the original model says.
+
+The refusal fine-tuning variant (``eu.objectives.EraserRefusalSFT``) reads
+``eu:harmful/eraser``: the pairs of ``eu:harmful/preferences`` (a written refusal chosen over the
+harmful answer), each prompt once as it is and in :data:`NOISED_COPIES` copies wrapped in random
+character pieces drawn once per prompt from a seeded generator and written to a file.
 """
 
 from __future__ import annotations
@@ -51,7 +57,20 @@ ENTITY_QUESTIONS = (
 MAX_ENTITIES = 120
 ENTITIES_PER_PROMPT = 2
 ANSWER_TOKENS = 96
+"""New tokens of each answer about an entity (the authors allow 1024)."""
+MODEL_ANSWER_TOKENS = 128
+"""New tokens of each answer to a harmful prompt (the authors allow 1024)."""
 ANSWER_BATCH = 16
+ANSWER_SAMPLING: dict[str, Any] = {
+    "do_sample": True,
+    "temperature": 0.7,
+    "top_k": 20,
+    "top_p": 0.95,
+    "repetition_penalty": 1.15,
+}
+"""How the authors sample the original model's answers (generate_help_data.py, generate_algn_data.py)."""
+ANSWER_SEED = 0
+"""Seed of the answers' sampling."""
 REFUSAL_MARKERS = ("i'm sorry", "i am sorry", "i apologize", "i cannot", "i can't", "as an ai", "not appropriate")
 """Answers containing one of these are left out, as Eraser drops the refusals of its helpful data."""
 
@@ -163,23 +182,64 @@ def is_refusal(answer: str) -> bool:
 def answer_questions(
     model: Any, tokenizer: Any, questions: list[str], max_new_tokens: int = ANSWER_TOKENS
 ) -> list[str]:
-    """Greedy answers of ``model`` to each question, rendered with the chat template, in batches."""
+    """Answers of ``model`` to each question, rendered with the chat template, in batches, sampled
+    as :data:`ANSWER_SAMPLING` says from a generator seeded with :data:`ANSWER_SEED`."""
     from eu.generation import generate_from_ids
     from eu.prompts import chat_prompt_ids
+    from eu.rng import preserved_rng
 
     answers = []
-    for start in range(0, len(questions), ANSWER_BATCH):
-        batch = [chat_prompt_ids(tokenizer, q) for q in questions[start : start + ANSWER_BATCH]]
-        ids = generate_from_ids(model, tokenizer, batch, max_new_tokens)
-        answers += [tokenizer.decode(a, skip_special_tokens=True).strip() for a in ids]
+    with preserved_rng():
+        torch.manual_seed(ANSWER_SEED)
+        for start in range(0, len(questions), ANSWER_BATCH):
+            batch = [chat_prompt_ids(tokenizer, q) for q in questions[start : start + ANSWER_BATCH]]
+            ids = generate_from_ids(model, tokenizer, batch, max_new_tokens, **ANSWER_SAMPLING)
+            answers += [tokenizer.decode(a, skip_special_tokens=True).strip() for a in ids]
     return answers
 
 
 def entity_answers_path(model_name: str, questions: list[str], dtype: str | None = None) -> Path:
     """Where the answers of ``model_name`` in ``dtype`` (``None``: float32) to ``questions`` are cached."""
-    return model_output_path(
-        "keep", "entity-answers-", model_name, [model_name, questions, ANSWER_TOKENS, VERSION], dtype
-    )
+    spec = [model_name, questions, ANSWER_TOKENS, VERSION, ANSWER_SAMPLING, ANSWER_SEED]
+    return model_output_path("keep", "entity-answers-", model_name, spec, dtype)
+
+
+def model_answers_path(model_name: str, prompts: list[str], dtype: str | None = None) -> Path:
+    """Where the answers of ``model_name`` in ``dtype`` (``None``: float32) to the harmful ``prompts`` are cached."""
+    spec = [model_name, prompts, MODEL_ANSWER_TOKENS, VERSION, ANSWER_SAMPLING, ANSWER_SEED]
+    return model_output_path("keep", "model-answers-", model_name, spec, dtype)
+
+
+def _write_answers(
+    path: Path,
+    model_name: str,
+    tokenizer: Any,
+    load_model: ModelLoader,
+    questions: list[str],
+    max_new_tokens: int,
+    keep_refusals: bool,
+    what: str,
+) -> Path:
+    """Write ``model_name``'s answers to ``questions`` to ``path`` once (``user``/``assistant`` rows)."""
+    if path.is_file():
+        return path
+    with cache_lock(path):
+        if not path.is_file():  # another process may have written it meanwhile
+            print(f"eu: {model_name} answers {len(questions)} {what}", file=sys.stderr)
+            model = load_model()
+            model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
+            answers = answer_questions(model, tokenizer, questions, max_new_tokens)
+            rows = [
+                {"user": q, "assistant": a}
+                for q, a in zip(questions, answers, strict=True)
+                if a.strip() and (keep_refusals or not is_refusal(a))
+            ]
+            if not rows:
+                raise EUError(f"{model_name} refused or left empty all {len(questions)} {what}")
+            write_jsonl_atomic(path, rows)
+            left_out = "empty answers" if keep_refusals else "refusals and empty answers"
+            print(f"eu: kept {len(rows)} answers ({left_out} left out) in {path}", file=sys.stderr)
+    return path
 
 
 def ensure_entity_answers(
@@ -194,19 +254,21 @@ def ensure_entity_answers(
     ``dtype`` (``None``: float32), which keys the cache."""
     questions = entity_questions([ex["user"] for ex in harmful_examples(source)])
     path = entity_answers_path(model_name, questions, dtype)
-    if path.is_file():
-        return path
-    with cache_lock(path):
-        if not path.is_file():  # another process may have written it meanwhile
-            print(
-                f"eu: {model_name} answers {len(questions)} questions about harmful prompts' entities", file=sys.stderr
-            )
-            model = load_model()
-            model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
-            answers = answer_questions(model, tokenizer, questions)
-            rows = [{"user": q, "assistant": a} for q, a in zip(questions, answers, strict=True) if not is_refusal(a)]
-            if not rows:
-                raise EUError(f"{model_name} refused or left empty all {len(questions)} entity questions")
-            write_jsonl_atomic(path, rows)
-            print(f"eu: kept {len(rows)} answers (refusals and empty answers left out) in {path}", file=sys.stderr)
-    return path
+    what = "questions about harmful prompts' entities"
+    return _write_answers(path, model_name, tokenizer, load_model, questions, ANSWER_TOKENS, False, what)
+
+
+def ensure_model_answers(
+    model_name: str,
+    tokenizer: Any,
+    load_model: ModelLoader,
+    source: str | Path | None = None,
+    dtype: str | None = None,
+) -> Path:
+    """The model's own answers to the harmful prompts of the forget data, as they are (no noise),
+    refusals and all (``user``/``assistant`` rows); generated on first use and cached like
+    :func:`ensure_entity_answers`."""
+    prompts = [str(ex["user"]) for ex in harmful_examples(source)]
+    path = model_answers_path(model_name, prompts, dtype)
+    what = "harmful prompts"
+    return _write_answers(path, model_name, tokenizer, load_model, prompts, MODEL_ANSWER_TOKENS, True, what)

@@ -7,6 +7,8 @@
 - ``eu:harmful/eraser``: those pairs, prompts partly wrapped in random noise (Eraser's forget data);
 - ``eu:harmful/entity-answers``: questions about the entities of the harmful prompts, answered by
   the model being unlearned (Eraser's keep data);
+- ``eu:harmful/model-answers``: the harmful prompts as they are, answered by the model being
+  unlearned (Eraser's align data: its refusals, or whatever else it answers);
 - ``self-generated``: the forget corpus the model being unlearned writes itself, sampled once.
 """
 
@@ -25,12 +27,13 @@ def resolve_source(
     source: str,
     self_generated: Callable[[], Path] | None = None,
     entity_answers: Callable[[], Path] | None = None,
+    model_answers: Callable[[], Path] | None = None,
 ) -> str:
     """A file path or dataset name to read for ``source``.
 
-    ``self_generated`` produces the self-generated corpus (sampling it on first use) and
-    ``entity_answers`` the model's answers about the harmful prompts' entities; other sources
-    never call them.
+    ``self_generated`` produces the self-generated corpus (sampling it on first use),
+    ``entity_answers`` the model's answers about the harmful prompts' entities and
+    ``model_answers`` its answers to the harmful prompts; other sources never call them.
     """
     if source == SELF_GENERATED:
         if self_generated is None:
@@ -55,6 +58,10 @@ def resolve_source(
         if entity_answers is None:
             raise EUError(f"{source!r} are answers the model writes itself; name it in a stream of eu fit's data")
         return str(entity_answers())
+    if spec == "harmful/model-answers":
+        if model_answers is None:
+            raise EUError(f"{source!r} are answers the model writes itself; name it in a stream of eu fit's data")
+        return str(model_answers())
     if "/" not in spec:
         raise EUError(f"{source!r}: write built-in data as eu:DOMAIN/SPLIT, e.g. eu:math/train")
     from eu.domains import prepare

@@ -41,6 +41,9 @@ class TokenizedExamples:
     pair_split: torch.Tensor | None = None
     """Preference pairs only: the length of each example's chosen sequence, after which its
     rejected sequence (same prompt length) starts; ``None`` for plain examples."""
+    user_spans: torch.Tensor | None = None
+    """Where each example's user text sits in its prompt (``[N, 2]``: first token, end), when asked
+    for (:func:`tokenize_records` with ``user_spans=True``); ``None`` otherwise."""
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -68,7 +71,14 @@ class TokenizedExamples:
     def subset(self, indices: list[int]) -> TokenizedExamples:
         """A new collection with the examples at ``indices``, in that order."""
         split = None if self.pair_split is None else self.pair_split[indices].clone()
-        return _collect([self.example(i)[0] for i in indices], self.prompt_lengths[indices].clone(), pair_split=split)
+        spans = None if self.user_spans is None else self.user_spans[indices].clone()
+        parts = [self.example(i)[0] for i in indices]
+        return _collect(parts, self.prompt_lengths[indices].clone(), pair_split=split, user_spans=spans)
+
+
+def examples_from_parts(parts: list[torch.Tensor], prompt_lengths: list[int]) -> TokenizedExamples:
+    """A collection of plain examples from their token ids and prompt lengths."""
+    return _collect(parts, torch.tensor(prompt_lengths, dtype=torch.long))
 
 
 def _collect(
@@ -85,9 +95,29 @@ def _collect(
     )
 
 
-def tokenize_records(tokenizer: Any, records: list[ChatRecord], max_length: int) -> TokenizedExamples:
-    """Encode ``records``, truncating each to ``max_length`` tokens."""
-    parts, prompts = [], []
+def user_span(tokenizer: Any, record: ChatRecord, ids: list[int], n_prompt: int) -> tuple[int, int]:
+    """``(start, end)``: the tokens of ``record.user`` in its encoded prompt ``ids[:n_prompt]``.
+
+    They are what differs from the same prompt with an empty user turn: the tokens before
+    ``start`` and from ``end`` on are the template's own.
+    """
+    blank, n_blank = encode_record(tokenizer, ChatRecord("", record.assistant, record.system))
+    prompt, template = ids[:n_prompt], blank[:n_blank]
+    start = 0
+    while start < min(len(prompt), len(template)) and prompt[start] == template[start]:
+        start += 1
+    tail = 0
+    while tail < min(len(prompt), len(template)) - start and prompt[-1 - tail] == template[-1 - tail]:
+        tail += 1
+    return start, n_prompt - tail
+
+
+def tokenize_records(
+    tokenizer: Any, records: list[ChatRecord], max_length: int, user_spans: bool = False
+) -> TokenizedExamples:
+    """Encode ``records``, truncating each to ``max_length`` tokens; with ``user_spans``, also
+    record where each user turn's text sits (:func:`user_span`)."""
+    parts, prompts, spans = [], [], []
     truncated = dropped = 0
     for record in records:
         ids, n_prompt = encode_record(tokenizer, record)
@@ -99,7 +129,10 @@ def tokenize_records(tokenizer: Any, records: list[ChatRecord], max_length: int)
             continue
         parts.append(torch.tensor(ids, dtype=torch.int32))
         prompts.append(n_prompt)
-    return _collect(parts, torch.tensor(prompts, dtype=torch.long), truncated, dropped)
+        if user_spans:
+            spans.append(user_span(tokenizer, record, ids, n_prompt))
+    extra = {"user_spans": torch.tensor(spans, dtype=torch.long).reshape(-1, 2)} if user_spans else {}
+    return _collect(parts, torch.tensor(prompts, dtype=torch.long), truncated, dropped, **extra)
 
 
 def pair_lengths(chosen: int, rejected: int, max_length: int) -> tuple[int, int]:
@@ -141,26 +174,41 @@ def _content(record: ChatRecord | PreferenceRecord) -> list[str | None]:
     return [record.system, record.user, record.assistant]
 
 
-def cache_key(records: list[ChatRecord] | list[PreferenceRecord], tokenizer: Any, max_length: int) -> str:
-    """Key of a tokenized stream: the records' content, the tokenizer and template, the length."""
+def cache_key(
+    records: list[ChatRecord] | list[PreferenceRecord], tokenizer: Any, max_length: int, user_spans: bool = False
+) -> str:
+    """Key of a tokenized stream: the records' content, the tokenizer and template, the length
+    (and whether the user turns' spans are recorded)."""
     h = hashlib.sha256(CACHE_VERSION.encode())
     h.update(tokenizer_fingerprint(tokenizer).encode())
     h.update(str(max_length).encode())
+    if user_spans:
+        h.update(b"user_spans")
     for r in records:
         h.update(json.dumps(_content(r)).encode())
     return h.hexdigest()[:32]
 
 
 def tokenize_cached(
-    tokenizer: Any, records: list[ChatRecord] | list[PreferenceRecord], max_length: int, directory: Path | None = None
+    tokenizer: Any,
+    records: list[ChatRecord] | list[PreferenceRecord],
+    max_length: int,
+    directory: Path | None = None,
+    user_spans: bool = False,
 ) -> TokenizedExamples:
     """``tokenize_records`` (``tokenize_pairs`` for preference pairs) with an on-disk cache keyed by
-    data, tokenizer, template and length."""
+    data, tokenizer, template and length; ``user_spans`` as in :func:`tokenize_records` (plain
+    records only)."""
     directory = directory or cache_dir() / "tokenized"
-    path = directory / f"{cache_key(records, tokenizer, max_length)}.pt"
+    path = directory / f"{cache_key(records, tokenizer, max_length, user_spans)}.pt"
     if path.is_file():
         return TokenizedExamples(**torch.load(path, weights_only=True))
-    examples = (tokenize_pairs if is_preference(records) else tokenize_records)(tokenizer, records, max_length)
+    if is_preference(records):
+        examples = tokenize_pairs(tokenizer, records, max_length)
+    elif user_spans:
+        examples = tokenize_records(tokenizer, records, max_length, True)
+    else:
+        examples = tokenize_records(tokenizer, records, max_length)
     with atomic_path(path) as tmp:
         torch.save(examples.__dict__, tmp)
     return examples

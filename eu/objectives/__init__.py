@@ -2,17 +2,18 @@
 
 from eu.objectives.base import ForgetWeighted, Objective
 from eu.objectives.dpo import DPO
-from eu.objectives.eraser import Eraser
+from eu.objectives.eraser import Eraser, EraserRefusalSFT
 from eu.objectives.exclusive_unlearning import ExclusiveUnlearning
 from eu.objectives.gradient_ascent import GradientAscent
 from eu.objectives.npo import NPO
 from eu.objectives.retain_only import RetainOnly
-from eu.objectives.sku import SKUExpert, SKUNegation
+from eu.objectives.sku import SKUExpert, SKUNegation, SKURepaired
 
 __all__ = [
     "DPO",
     "NPO",
     "Eraser",
+    "EraserRefusalSFT",
     "ExclusiveUnlearning",
     "ForgetWeighted",
     "GradientAscent",
@@ -20,4 +21,5 @@ __all__ = [
     "RetainOnly",
     "SKUExpert",
     "SKUNegation",
+    "SKURepaired",
 ]

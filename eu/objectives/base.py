@@ -44,6 +44,11 @@ class Objective:
     rewrites_weights: bool = False
     """Whether :meth:`prepare_model` changes the base weights."""
 
+    updates_weights: bool = True
+    """Whether training steps update the weights. ``False``: each step computes and logs the losses,
+    but the module never steps the optimizer, so the model stays as :meth:`prepare_model` left it
+    (SKU as published: the negated model is the result)."""
+
     def forget_stream(self, batch: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         """The step's forget batch, or a clear error naming the option to set."""
         if "forget" not in batch:
@@ -56,7 +61,7 @@ class Objective:
         return {"loss/forget": forget.detach(), "forget/entropy_frac": 1.0 - forget.detach() / log_v}
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
         return f"{type(self).__name__}({args})"
 
 

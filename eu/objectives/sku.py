@@ -1,16 +1,19 @@
 """SKU baseline (selective knowledge negation unlearning, Liu et al., 2024): learn a harmful expert, then negate it.
 
-Two runs of ``eu fit``:
+Two runs of ``eu fit``, following the authors' code (franciscoliu/SKU,
+``harmful_unlearn/unlearn_harm_new.py``, ``utils.py``, ``task_vector.py``):
 
 1. :class:`SKUExpert` fine-tunes a copy of the model (all weights or LoRA) *towards* the harmful
    answers of the forget stream: guided distortion (cross-entropy on each harmful answer), random
    disassociation (cross-entropy on harmful answers given to other harmful prompts) and
-   preservation divergence (the KL divergence from the original model on the retain data,
-   *maximised*, so that the expert's change stays specific to harmful content).
-2. :class:`SKUNegation` loads the original weights θ, subtracts the expert's task vector
-   τ = θ_expert − θ scaled by α (θ ← θ − α·τ) and then trains on the retain data, as every
-   baseline of the comparison does. Its checkpoints hold all weights, so ``eu export`` writes
-   the final model.
+   preservation divergence (the KL divergence from the original model on the retain data, over
+   every position of the text and divided by their number, *maximised*, so that the expert's
+   change stays specific to harmful content).
+2. :class:`SKUNegation` loads the original weights θ and subtracts the expert's task vector
+   τ = θ_expert − θ scaled by α (θ ← θ − α·τ); the negated model is the result, as in the
+   authors' code: its steps only measure the retain loss and never update the weights.
+   :class:`SKURepaired` is the variant that trains on the retain data after the negation.
+   Their checkpoints hold all weights, so ``eu export`` writes the final model.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from eu.errors import EUError
 from eu.losses import IGNORE_INDEX
 from eu.objectives.base import Objective
 from eu.objectives.retain_only import RetainOnly
-from eu.objectives.terms import reference_kl, sequence_mean_cross_entropy
+from eu.objectives.terms import retain_loss, sequence_mean_cross_entropy, token_positions_reference_kl
 
 
 def prompts_and_responses(batch: dict[str, torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -90,8 +93,10 @@ class SKUExpert(Objective):
     teaches the harmful answers; random disassociation does the same with each harmful prompt
     given ``random_answers`` harmful answers of other prompts of the step; preservation
     divergence pushes the expert away from the original model (the frozen reference) on the
-    retain data, summed over response positions and divided by the step's supervised tokens.
-    The authors' weights are the defaults.
+    retain data: ``KL(π_ref ‖ π_θ)`` summed over every position of the retain examples (prompt
+    and response) and divided by the step's positions, the authors' mean over positions. It is
+    not bounded: only the weights and the run's length limit how far it pushes. The authors'
+    weights are the defaults.
     """
 
     needs_reference = True
@@ -130,7 +135,7 @@ class SKUExpert(Objective):
             disassociation = distortion * 0.0
         else:
             disassociation = mean_response_cross_entropy(model, mismatched, self.chunk_size)
-        kl = reference_kl(model, reference, batch["retain"], self.chunk_size)
+        kl = token_positions_reference_kl(model, reference, batch["retain"], self.chunk_size)
         total = (
             self.distortion_weight * distortion
             + self.disassociation_weight * disassociation
@@ -174,15 +179,65 @@ def negate_task_vector(model: Any, expert_state: dict[str, torch.Tensor], alpha:
     return squared**0.5
 
 
-class SKUNegation(RetainOnly):
-    """SKU stage 2: start from ``θ − α·τ`` (the expert's task vector τ negated), then train on retain.
+class SKUNegation(Objective):
+    """SKU stage 2 as published: the model is ``θ − α·τ`` (the expert's task vector τ negated), and that is all.
 
     ``expert`` is the stage-1 run's checkpoint (``RUN/checkpoints/last.ckpt``, all weights or a
-    LoRA adapter, which is merged) or a model folder. The loss is the retain cross-entropy, so
-    ``trainer.max_steps`` retain steps follow the negation, as every baseline of the comparison
-    trains on the retain data. LoRA is refused for this stage: its checkpoints would not hold
-    the negated base.
+    LoRA adapter, which is merged) or a model folder. The authors negate and stop, with α = 1;
+    here the run's steps only measure the retain cross-entropy (``loss/retain``, logged; the loss
+    optimised is 0) and the module never steps the optimizer (``updates_weights = False``), so
+    every checkpoint holds exactly the negated model; a small ``trainer.max_steps`` makes the run
+    short. LoRA is refused for this stage: its checkpoints would not hold the negated base.
     """
+
+    needs_forget = False
+    rewrites_weights = True
+    updates_weights = False
+
+    def __init__(self, expert: str, alpha: float = 1.0, chunk_size: int = 1024) -> None:
+        """
+        Args:
+            expert: the stage-1 checkpoint (``.ckpt`` written by ``eu fit``) or a model folder.
+            alpha: α, how much of the task vector is subtracted (1.0 in the authors' code).
+            chunk_size: tokens whose logits are materialised at once in the token losses.
+        """
+        super().__init__(chunk_size)
+        if alpha <= 0:
+            raise EUError(f"objective alpha must be > 0, got {alpha}")
+        self.expert = expert
+        self.alpha = alpha
+
+    def __call__(self, model: Any, batch: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        retain = retain_loss(model, batch["retain"], self.chunk_size)
+        # zero, but through the model, so every strategy's backward runs as usual; no update follows
+        return {"loss/total": retain * 0.0, "loss/retain": retain.detach()}
+
+    def prepare_model(self, model: Any) -> None:
+        """Subtract ``α·τ`` from the freshly loaded original weights."""
+        negate_expert(model, self.expert, self.alpha)
+
+
+def negate_expert(model: Any, expert_path: str, alpha: float) -> None:
+    """Load the stage-1 expert at ``expert_path`` and subtract ``α·τ`` from ``model`` in place."""
+    from eu.checkpoint import load_model_and_tokenizer
+
+    if expert_path.endswith(".ckpt") and not Path(expert_path).is_file():
+        raise EUError(
+            f"the SKU expert {expert_path} does not exist: run stage 1 first (configs/methods/sku_expert.yaml, "
+            "same model) or point model.objective.init_args.expert at its checkpoint"
+        )
+    expert, _ = load_model_and_tokenizer(expert_path)
+    norm = negate_task_vector(model, expert.state_dict(), alpha)
+    del expert
+    if norm == 0.0:
+        raise EUError(f"the SKU expert {expert_path} equals the model: stage 1 changed nothing")
+    print(f"eu: SKU: subtracted {alpha} x the task vector of {expert_path} (norm {norm:.4g})", file=sys.stderr)
+
+
+class SKURepaired(RetainOnly):
+    """SKU with repair, a named variant: start from ``θ − α·τ`` as :class:`SKUNegation`, then train on
+    the retain data (cross-entropy) for the run's steps, as the comparison's other methods do. The
+    authors do not train after the negation."""
 
     rewrites_weights = True
 
@@ -202,16 +257,4 @@ class SKUNegation(RetainOnly):
 
     def prepare_model(self, model: Any) -> None:
         """Subtract ``α·τ`` from the freshly loaded original weights."""
-        from eu.checkpoint import load_model_and_tokenizer
-
-        if self.expert.endswith(".ckpt") and not Path(self.expert).is_file():
-            raise EUError(
-                f"the SKU expert {self.expert} does not exist: run stage 1 first (configs/methods/sku_expert.yaml, "
-                "same model) or point model.objective.init_args.expert at its checkpoint"
-            )
-        expert, _ = load_model_and_tokenizer(self.expert)
-        norm = negate_task_vector(model, expert.state_dict(), self.alpha)
-        del expert
-        if norm == 0.0:
-            raise EUError(f"the SKU expert {self.expert} equals the model: stage 1 changed nothing")
-        print(f"eu: SKU: subtracted {self.alpha} x the task vector of {self.expert} (norm {norm:.4g})", file=sys.stderr)
+        negate_expert(model, self.expert, self.alpha)

@@ -116,6 +116,14 @@ def reference_logprobs(model: Any, reference: Any, batch: dict[str, torch.Tensor
             return sequence_logprobs(model, batch, chunk_size)
 
 
+def token_mean_cross_entropy(model: Any, batch: dict[str, torch.Tensor], chunk_size: int) -> torch.Tensor:
+    """Cross-entropy summed over the batch's response tokens, divided by the step's supervised-token
+    count, in the losses' own precision (a model's batch loss over all its answer tokens)."""
+    rows, targets, _ = supervised_rows(decoder_hidden(model, batch), batch)
+    token_nll = chunked_token_losses(rows, decoder_and_head(model)[1], targets, "cross_entropy", chunk_size)
+    return token_nll.sum() / batch["num_targets_norm"].clamp_min(1)
+
+
 def sequence_mean_cross_entropy(model: Any, batch: dict[str, torch.Tensor], chunk_size: int) -> torch.Tensor:
     """The mean token cross-entropy of every response in the batch, in ascending sequence order."""
     rows, targets, seq = supervised_rows(decoder_hidden(model, batch), batch)
@@ -143,6 +151,25 @@ def _reference_hidden_and_head(model: Any, reference: Any, batch: dict[str, torc
 
     with torch.no_grad(), model.disable_adapter():
         return decoder_hidden(model, batch), adapter_free_head
+
+
+def token_positions_reference_kl(
+    model: Any, reference: Any, batch: dict[str, torch.Tensor], chunk_size: int
+) -> torch.Tensor:
+    """``KL(π_ref || π_θ)`` summed over *every* position of the batch's examples (prompt and response,
+    padding excluded), divided by the step's token count (``num_tokens_norm``).
+
+    This is how Eraser and SKU keep (or, for SKU's expert, leave) the original model's behaviour:
+    the KL of the next-token distributions at all positions of the text, not only the answer's.
+    """
+    if "num_tokens_norm" not in batch:
+        raise EUError("this batch has no token count (num_tokens_norm); build it with eu.data's datamodule")
+    hidden = decoder_hidden(model, batch)
+    ref_hidden, ref_head = _reference_hidden_and_head(model, reference, batch)
+    mask = batch["sequence_index"] >= 0
+    head = decoder_and_head(model)[1]
+    kl = chunked_reference_kl(hidden[mask], head, ref_hidden[mask], ref_head, chunk_size)
+    return kl.sum() / batch["num_tokens_norm"].clamp_min(1)
 
 
 def reference_kl(model: Any, reference: Any, batch: dict[str, torch.Tensor], chunk_size: int) -> torch.Tensor:
