@@ -48,12 +48,24 @@ def objective_spec(objective: Any) -> dict[str, Any]:
         value = getattr(objective, name, param.default)
         if value is inspect.Parameter.empty:
             continue
+        if type(value).__module__.startswith("eu.objectives."):  # a wrapped objective (WithRefusals)
+            value = objective_spec(value)
         try:
             json.dumps(value)
         except TypeError:
             value = repr(value)
         init_args[name] = value
     return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": init_args}
+
+
+def eu_version() -> str:
+    """The installed eu's version (``unknown`` when it runs from a source tree without metadata)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("eu")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def checkpoint_metadata(
@@ -72,6 +84,7 @@ def checkpoint_metadata(
         "chat_template": chat_template,
         "objective": objective_spec(objective),
         "lora": lora,
+        "eu_version": eu_version(),
     }
 
 

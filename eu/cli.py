@@ -44,6 +44,9 @@ class EUCLI(LightningCLI):
         objective = self.model.objective
         if objective.needs_forget and "forget" not in self.datamodule.streams:
             raise EUError(f"{type(objective).__name__} needs forget data: set data.forget.path")
+        for stream in objective.needs_streams:
+            if stream not in self.datamodule.streams:
+                raise EUError(f"{type(objective).__name__} trains on the {stream} stream: set data.{stream}.path")
         val = {name: self.datamodule.stream_configs[name].val_examples for name in self.datamodule.streams}
         validates = self.trainer.limit_val_batches != 0
         if validates and objective.needs_forget and val.get("retain", 0) > 0 and val.get("forget", 0) == 0:
@@ -60,16 +63,26 @@ class EUCLI(LightningCLI):
 def _export(argv: list[str]) -> int:
     from eu.commands.export import export_checkpoint
 
-    parser = argparse.ArgumentParser(prog="eu export", description="Write a Hugging Face folder from a checkpoint.")
+    parser = argparse.ArgumentParser(
+        prog="eu export", description="Write a Hugging Face folder with a model card from a checkpoint."
+    )
     parser.add_argument("checkpoint", help="a .ckpt written by eu fit")
     parser.add_argument("out_dir", help="output folder: new, empty, or an earlier export with --overwrite")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if an earlier eu export wrote it")
     parser.add_argument(
         "--trust_remote_code", action="store_true", help="allow the base model repository's own Python code"
     )
+    parser.add_argument(
+        "--relearn", default=None, help="an `eu attack relearn` output folder (relearn.json) to report on the card"
+    )
+    parser.add_argument(
+        "--log_dir", default=None, help="the run's log folder (config.yaml, evaluation.json); found when omitted"
+    )
     args = parser.parse_args(argv)
-    out = export_checkpoint(args.checkpoint, args.out_dir, args.overwrite, args.trust_remote_code)
-    print(f"exported {args.checkpoint} to {out}")
+    out = export_checkpoint(
+        args.checkpoint, args.out_dir, args.overwrite, args.trust_remote_code, args.relearn, args.log_dir
+    )
+    print(f"exported {args.checkpoint} to {out} (model card: {out}/README.md)")
     return 0
 
 
@@ -117,19 +130,27 @@ def _sample(argv: list[str]) -> int:
 def _data(argv: list[str]) -> int:
     import contextlib
 
+    from eu.data import medicine_harmful
     from eu.domains import SIZES, prepare
     from eu.io import output_dir
 
+    harmful = "medicine-harmful"  # in-domain harmful requests with refusals: train, validation and test parts
     parser = argparse.ArgumentParser(prog="eu data", description="Built-in retained-domain data.")
     sub = parser.add_subparsers(dest="action", required=True)
-    prep = sub.add_parser("prepare", help="write DOMAIN-train.jsonl and DOMAIN-test.jsonl")
-    prep.add_argument("domain", choices=sorted(SIZES))
+    prep = sub.add_parser(
+        "prepare", help="write DOMAIN-train.jsonl and DOMAIN-test.jsonl (medicine-harmful: also -validation)"
+    )
+    prep.add_argument("domain", choices=sorted([*SIZES, harmful]))
     prep.add_argument("--out", default=None, help="output folder: new, empty or an earlier 'eu data prepare' folder")
     args = parser.parse_args(argv)
     # a folder of the user's own is refused; an earlier 'eu data prepare' folder is reused
     with output_dir(args.out, "data", "--out") if args.out else contextlib.nullcontext():
-        for split in ("train", "test"):
-            path = prepare(args.domain, split, args.out)
+        for split in medicine_harmful.SPLITS if args.domain == harmful else ("train", "test"):
+            path = (
+                medicine_harmful.prepare(split, args.out)
+                if args.domain == harmful
+                else prepare(args.domain, split, args.out)
+            )
             n = sum(1 for _ in path.open(encoding="utf-8"))
             print(f"{path}\t{n} rows")
     return 0

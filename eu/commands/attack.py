@@ -112,15 +112,24 @@ def relearn_table(model: str, rows: list[dict[str, Any]], settings: dict[str, An
 
     from eu.eval.stats import format_rate
 
-    keys = ("harmful_asr", "harmful_refusal_rate", "jailbreak_asr", "jailbreak_refusal_rate", "final_loss")
+    keys = (
+        "harmful_asr",
+        "harmful_actionable_rate",
+        "harmful_refusal_rate",
+        "jailbreak_asr",
+        "jailbreak_actionable_rate",
+        "jailbreak_refusal_rate",
+        "final_loss",
+    )
     lines = [
         f"Relearning attack on {model}: {settings['steps']} AdamW steps at lr {settings['lr']}, "
         f"batch {settings['train_batch_size']}, on the first N of {BENIGN}; "
         f"{'bf16 autocast, evaluated in bfloat16' if settings.get('dtype') == 'bfloat16' else 'float32'}; "
         "test split, rates with their 95% Wilson interval.",
         "",
-        "| N | harmful ASR | harmful refusal | jailbreak ASR | jailbreak refusal | final loss |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| N | harmful ASR | harmful actionable | harmful refusal | jailbreak ASR | jailbreak actionable "
+        "| jailbreak refusal | final loss |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         cells = [format_rate(r.get(k), r.get("intervals", {}).get(k), 3) for k in keys]

@@ -33,6 +33,9 @@ def evaluate(
     device: str = "auto",
     dtype: str = "auto",
     trust_remote_code: bool = False,
+    lm_eval: str | None = None,
+    lm_eval_limit: int | None = None,
+    card: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate one or more models; writes OUT/results.json, results.md (rates with 95% Wilson
     intervals), results.png and samples.md (responses per label, for a reader to check).
@@ -63,6 +66,11 @@ def evaluate(
             computes it natively: a CUDA GPU with bf16, a CPU with avx512_bf16 or AMX; else
             float32), ``float32`` or ``bfloat16``.
         trust_remote_code: allow model repositories' own Python code (a checkpoint cannot allow it).
+        lm_eval: lm-evaluation-harness tasks run on each loaded model, comma-separated: lm-eval's
+            own (data from the Hub) or eu's offline ``mmlu_eu``; results as suites ``lm_eval:NAME``.
+        lm_eval_limit: the first N documents of each lm-eval task (all when omitted).
+        card: an ``eu export`` folder whose model card gets these results (``README.md``, or
+            ``README.eu.md`` beside a README of your own).
     """
     from eu.eval.guard import KLGuard
     from eu.eval.judges import build_judge
@@ -83,6 +91,14 @@ def evaluate(
     )
     weights = inference_dtype(dev, dtype)  # a wrong --dtype stops here, before any output exists
     check_split(split, "--split")
+    if lm_eval:
+        from eu.eval.lm_eval_tasks import require_lm_eval
+
+        require_lm_eval()  # a missing extra stops here, before any output exists
+    if card:
+        from eu.commands.card import check_card_folder
+
+        check_card_folder(card)
     with output_dir(out, "evaluate", "--out") as folder:
         items = build_suites(
             names, harmful_size, jailbreak_size, domain, domain_size, seed, mmlu_size=mmlu_size, split=split
@@ -113,6 +129,8 @@ def evaluate(
             "guard": guard,
             "guard_threshold": guard_threshold,
             "dtype": str(weights),
+            "lm_eval": lm_eval,
+            "lm_eval_limit": lm_eval_limit,
         }
         results = {}
         for name in model:
@@ -138,11 +156,19 @@ def evaluate(
                 )
                 print(f"eu: guard threshold for {name}: {kl_guard.threshold:.3f} nats", file=sys.stderr)
             results[name] = run_suites(lm, tokenizer, items, scorer, max_new_tokens, batch_size, kl_guard)
+            if lm_eval:
+                from eu.eval.lm_eval_tasks import run_lm_eval
+
+                results[name] |= run_lm_eval(lm, tokenizer, lm_eval, lm_eval_limit, batch_size)
             del lm
             save_model_result(folder, name, model_args, results[name])
         write_results(folder, results)
     print(markdown_table(results))
     print(f"eu: wrote {Path(out) / 'results.json'}, results.md, results.png, samples.md", file=sys.stderr)
+    if card:
+        from eu.commands.card import refresh_from_evaluate
+
+        refresh_from_evaluate(card, model, results, arguments)
     return results
 
 

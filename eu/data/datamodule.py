@@ -1,7 +1,8 @@
-"""The LightningDataModule: streams (retain, forget, and optional keep and align) of packed, mixed step batches."""
+"""The LightningDataModule: streams (retain, forget; optional keep, align, refuse) of packed, mixed step batches."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import sys
@@ -25,7 +26,10 @@ from eu.data.tokenized import TokenizedExamples, tokenize_cached
 from eu.errors import EUError
 from eu.rng import preserved_rng
 
-STREAMS = ("retain", "forget", "keep", "align")
+STREAMS = ("retain", "forget", "keep", "align", "refuse")
+"""Stream names, in the order that numbers their seeds (a new stream goes last, so older plans stay)."""
+SELF_GENERATED_STREAMS = ("forget", "refuse")
+"""Streams that may name the ``self-generated`` corpus."""
 
 
 @dataclass
@@ -51,6 +55,12 @@ class StreamConfig:
     prompt_noise: PromptNoise | None = None
     """Random tokens around the user's request of every training example, drawn anew each step
     (Eraser's noise; ``eu.data.noise``); held-out examples stay clean. Single-answer records only."""
+    extra_paths: list[str] | None = None
+    """Further sources whose records join ``path``'s, read with the same ``fields`` and ``split``
+    (e.g. ``eu:medicine-harmful/train`` beside a ``self-generated`` forget corpus)."""
+    fixed_response: str | None = None
+    """If set, every record's response is replaced by this text (e.g. one short refusal, so the
+    stream's prompts are trained towards it); single-answer records only."""
 
 
 @dataclass
@@ -136,6 +146,7 @@ class UnlearningDataModule(L.LightningDataModule):
         sample: SampleSettings | None = None,
         keep: StreamConfig | None = None,
         align: StreamConfig | None = None,
+        refuse: StreamConfig | None = None,
     ) -> None:
         """
         Args:
@@ -153,9 +164,12 @@ class UnlearningDataModule(L.LightningDataModule):
             align: a third stream of data the model keeps, weighed on its own by the objectives
                 that read it (Eraser's own answers of the model to the harmful prompts,
                 ``eu:harmful/model-answers``); others ignore it.
+            refuse: harmful requests with the refusals the model should give, trained with
+                cross-entropy by ``eu.objectives.WithRefusals`` (``eu:medicine-harmful/train``: harmful
+                requests inside the medical domain); other objectives ignore it.
         """
         super().__init__()
-        self.stream_configs = {"retain": retain, "forget": forget, "keep": keep, "align": align}
+        self.stream_configs = {"retain": retain, "forget": forget, "keep": keep, "align": align, "refuse": refuse}
         self.tokenizer: Any = None
         self.model_name = ""
         self.load_model: ModelLoader | None = None
@@ -233,16 +247,7 @@ class UnlearningDataModule(L.LightningDataModule):
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id or 0
         for name in self.streams:
             cfg = self.stream_configs[name]
-            try:
-                source = resolve_source(
-                    cfg.path,
-                    self._self_generated if name == "forget" else None,
-                    self._entity_answers,
-                    self._model_answers,
-                )
-                records = read_stream(source, cfg.fields, cfg.split)
-            except EUError as err:
-                raise EUError(f"data.{name}.path: {err}") from None
+            records = self._read(name, cfg)
             if name != "forget" and is_preference(records):
                 raise EUError(
                     f"data.{name}.path: {cfg.path} holds preference pairs (chosen/rejected); they belong in "
@@ -282,6 +287,36 @@ class UnlearningDataModule(L.LightningDataModule):
         if self._world()[0] == 0:
             for name in self.streams:
                 print(stats_line(name, self.stats[name], self.stream_configs[name].block_length), file=sys.stderr)
+
+    def _read(self, name: str, cfg: StreamConfig) -> list[Any]:
+        """The records of stream ``name``: its ``path``'s and then each of ``extra_paths``'s, with
+        ``fixed_response`` applied."""
+        records: list[Any] = []
+        for key, path in [("path", cfg.path), *(("extra_paths", p) for p in cfg.extra_paths or [])]:
+            try:
+                source = resolve_source(
+                    path,
+                    self._self_generated if name in SELF_GENERATED_STREAMS else None,
+                    self._entity_answers,
+                    self._model_answers,
+                )
+                part = read_stream(source, cfg.fields, cfg.split)
+            except EUError as err:
+                raise EUError(f"data.{name}.{key}: {err}") from None
+            if records and is_preference(part) != is_preference(records):
+                raise EUError(
+                    f"data.{name}.extra_paths: {path} and {cfg.path} mix preference pairs with single-answer "
+                    "records; one stream holds one kind, so name them in different streams"
+                )
+            records += part
+        if cfg.fixed_response is not None:
+            if is_preference(records):
+                raise EUError(
+                    f"data.{name}.fixed_response: {cfg.path} holds preference pairs; a fixed response replaces "
+                    f"the answer of single-answer records, so drop data.{name}.fixed_response"
+                )
+            records = [dataclasses.replace(r, assistant=cfg.fixed_response) for r in records]
+        return records
 
     def prepare_data(self) -> None:
         with preserved_rng():  # sampling a corpus on the first run must not shift training's random draws
@@ -475,3 +510,7 @@ def _check_stream_config(name: str, cfg: StreamConfig) -> None:
         raise EUError(f"data.{name}.val_examples must be >= 0")
     if cfg.prompt_noise is not None:
         check_prompt_noise(name, cfg.prompt_noise)
+    if cfg.fixed_response is not None and not cfg.fixed_response.strip():
+        raise EUError(f"data.{name}.fixed_response is blank; give the response text (e.g. a short refusal) or drop it")
+    if cfg.extra_paths and not cfg.path:
+        raise EUError(f"data.{name}.extra_paths is set but data.{name}.path is not; set path to the main source")

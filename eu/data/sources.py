@@ -9,6 +9,8 @@
   the model being unlearned (Eraser's keep data);
 - ``eu:harmful/model-answers``: the harmful prompts as they are, answered by the model being
   unlearned (Eraser's align data: its refusals, or whatever else it answers);
+- ``eu:medicine-harmful/SPLIT`` (``train``, ``validation``, ``test``): harmful requests inside the
+  medical domain with refusals, parts apart by template and entity (:mod:`eu.data.medicine_harmful`);
 - ``self-generated``: the forget corpus the model being unlearned writes itself, sampled once.
 """
 
@@ -37,7 +39,9 @@ def resolve_source(
     """
     if source == SELF_GENERATED:
         if self_generated is None:
-            raise EUError(f"{SELF_GENERATED!r} data needs the model that writes it; only data.forget can use it")
+            raise EUError(
+                f"{SELF_GENERATED!r} data needs the model that writes it; only data.forget and data.refuse can use it"
+            )
         return str(self_generated())
     if not source.startswith(BUILTIN):
         return source
@@ -62,6 +66,10 @@ def resolve_source(
         if model_answers is None:
             raise EUError(f"{source!r} are answers the model writes itself; name it in a stream of eu fit's data")
         return str(model_answers())
+    if spec.startswith("medicine-harmful/"):
+        from eu.data.medicine_harmful import prepare as prepare_medicine_harmful
+
+        return str(prepare_medicine_harmful(spec.split("/", 1)[1]))
     if "/" not in spec:
         raise EUError(f"{source!r}: write built-in data as eu:DOMAIN/SPLIT, e.g. eu:math/train")
     from eu.domains import prepare

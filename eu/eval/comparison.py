@@ -16,6 +16,8 @@ from eu.eval.report import CAPABILITY_SUITE, figure, save_figure
 COLUMNS = {
     "harmful_asr": "harmful ASR",
     "jailbreak_asr": "jailbreak ASR",
+    "harmful_actionable_rate": "harmful actionable",
+    "jailbreak_actionable_rate": "jailbreak actionable",
     "harmful_refusal_rate": "harmful refusal",
     "jailbreak_refusal_rate": "jailbreak refusal",
     "domain_accuracy": "domain accuracy",

@@ -81,6 +81,8 @@ def summary_row(results: dict[str, dict[str, Any]]) -> dict[str, float]:
             row[f"{key}_accuracy_{group}"] = value
         if "refusal_rate" in res:
             row[f"{key}_refusal_rate"] = res["refusal_rate"]
+        if "actionable_rate" in res:
+            row[f"{key}_actionable_rate"] = res["actionable_rate"]
     return row
 
 
@@ -110,7 +112,12 @@ def accuracy_outcomes(results: dict[str, dict[str, Any]]) -> dict[str, list[bool
     return out
 
 
-RATE_FIELDS = {"asr": ("label", "unsafe"), "refusal_rate": ("label", "refusal"), "accuracy": ("correct", True)}
+RATE_FIELDS = {
+    "asr": ("label", "unsafe"),
+    "refusal_rate": ("label", "refusal"),
+    "actionable_rate": ("actionable", True),
+    "accuracy": ("correct", True),
+}
 """Each rate a suite reports, as the record field and the value that counts as a hit."""
 
 

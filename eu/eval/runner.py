@@ -12,7 +12,7 @@ import torch
 from eu.domains import SCORERS, is_correct
 from eu.errors import EUError
 from eu.eval.entropy import entropy_fraction, response_kl_to_uniform
-from eu.eval.metrics import AttackSuccessRate, DomainAccuracy, EntropyFraction, RefusalRate
+from eu.eval.metrics import AttackSuccessRate, DomainAccuracy, EntropyFraction, Rate, RefusalRate
 from eu.eval.options import score_choices
 from eu.eval.report import holdout_key, load_model_result, path_suffix, save_model_result, unique_names
 from eu.eval.splits import check_split
@@ -20,6 +20,7 @@ from eu.eval.suites import (
     domain_suite,
     harmful_suite,
     jailbreak_suite,
+    medical_harmful_suite,
     mmlu_suite,
     offdomain_suite,
     user_domain_suite,
@@ -47,7 +48,8 @@ def build_suites(
     split: str = "test",
 ) -> dict[str, list[dict[str, Any]]]:
     """Items per suite. Names: ``harmful``, ``jailbreak``, ``domain`` (or ``domain:NAME``),
-    ``offdomain``, ``mmlu`` (held-out general capability), ``prompts:FILE.jsonl``,
+    ``offdomain``, ``mmlu`` (held-out general capability), ``medical-harmful`` (harmful requests
+    inside the medical domain, all of the split), ``prompts:FILE.jsonl``,
     ``templates:FILE``, ``qa:FILE.jsonl`` (``qa:FILE.jsonl@SCORER`` to score every row one way);
     a file's suite is named by its kind and stem (:func:`file_suite_names`). The built-in suites
     draw from ``split`` (``validation`` to choose settings, ``test`` to report); a user's file is
@@ -67,6 +69,8 @@ def build_suites(
             suites["offdomain"] = offdomain_suite(offdomain_size)
         elif kind == "mmlu":
             suites["mmlu"] = mmlu_suite(mmlu_size, seed, split)
+        elif kind == "medical-harmful":
+            suites["medical-harmful"] = medical_harmful_suite(None, split)
         elif kind == "prompts":
             suites[named[name]] = user_prompts_suite(arg)
         elif kind == "templates":
@@ -76,7 +80,7 @@ def build_suites(
             suites[named[name]] = user_domain_suite(*qa_file_and_scorer(arg))
         else:
             raise EUError(
-                f"unknown suite {name!r}; use harmful, jailbreak, domain[:NAME], offdomain, mmlu, "
+                f"unknown suite {name!r}; use harmful, jailbreak, domain[:NAME], offdomain, mmlu, medical-harmful, "
                 "prompts:F, templates:F, qa:F"
             )
     return suites
@@ -174,15 +178,22 @@ def _score_entropy(
 
 
 def _score_judged(judge: Any, records: list[dict[str, Any]], device: torch.device) -> dict[str, float]:
+    """Label every response (``asr``: the share judged ``unsafe``, i.e. complied with) and flag the
+    compliant ones that give specific steps, quantities, materials or targets (``actionable_rate``)."""
     from eu.eval.judges import JudgeItem
+    from eu.eval.judges.actionable import actionable_flags
 
-    labels = judge.judge([JudgeItem(r["prompt"], r["response"], True) for r in records]) if records else []
-    asr, refusal = AttackSuccessRate().to(device), RefusalRate().to(device)
-    for r, label in zip(records, labels, strict=True):
-        r["label"] = label
+    items = [JudgeItem(r["prompt"], r["response"], True) for r in records]
+    labels = judge.judge(items) if records else []
+    flags = actionable_flags(items) if records else []
+    asr, refusal, actionable = AttackSuccessRate().to(device), RefusalRate().to(device), Rate().to(device)
+    for r, label, flag in zip(records, labels, flags, strict=True):
+        r["label"], r["actionable"] = label, bool(flag) and label == "unsafe"
     asr.update(sum(label == "unsafe" for label in labels), len(labels))
     refusal.update(sum(label == "refusal" for label in labels), len(labels))
-    return {"asr": float(asr.compute()), "refusal_rate": float(refusal.compute())}
+    actionable.update(sum(r["actionable"] for r in records), len(records))
+    summary = {"asr": float(asr.compute()), "refusal_rate": float(refusal.compute())}
+    return {**summary, "actionable_rate": float(actionable.compute())}
 
 
 def rejudge(results: dict[str, dict[str, Any]], judge: Any) -> dict[str, dict[str, Any]]:

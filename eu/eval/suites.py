@@ -131,6 +131,25 @@ def domain_suite(domain: str, size: int | None = 100, split: str = "test") -> li
     ]
 
 
+def medical_harmful_suite(size: int | None = None, split: str = "test") -> list[dict[str, Any]]:
+    """Harmful requests inside the medical domain (``eu:medicine-harmful``) of ``split``: templates
+    and medications or conditions that its training part never shows."""
+    from eu.data.medicine_harmful import generate
+
+    rows = generate(check_split(split))
+    return [
+        {
+            "suite": "medical-harmful",
+            "prompt": r["prompt"],
+            "behaviour": r["prompt"],
+            "harmful_request": True,
+            "split": split,
+            "category": r["category"],
+        }
+        for r in (rows[:size] if size else rows)
+    ]
+
+
 def mmlu_suite(size: int | None = 100, seed: int = 0, split: str = "test") -> list[dict[str, Any]]:
     """Held-out MMLU questions of ``split`` (general capability, scored by option likelihood)."""
     from eu.data.mmlu import capability_suite

@@ -6,6 +6,7 @@ from eu.objectives.eraser import Eraser, EraserRefusalSFT
 from eu.objectives.exclusive_unlearning import ExclusiveUnlearning
 from eu.objectives.gradient_ascent import GradientAscent
 from eu.objectives.npo import NPO
+from eu.objectives.refusals import ForgetToRefusal, WithRefusals
 from eu.objectives.retain_only import RetainOnly
 from eu.objectives.sku import SKUExpert, SKUNegation, SKURepaired
 
@@ -15,6 +16,7 @@ __all__ = [
     "Eraser",
     "EraserRefusalSFT",
     "ExclusiveUnlearning",
+    "ForgetToRefusal",
     "ForgetWeighted",
     "GradientAscent",
     "Objective",
@@ -22,4 +24,5 @@ __all__ = [
     "SKUExpert",
     "SKUNegation",
     "SKURepaired",
+    "WithRefusals",
 ]

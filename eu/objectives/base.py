@@ -21,6 +21,9 @@ class Objective:
     needs_forget: bool = True
     """Whether training requires a forget stream."""
 
+    needs_streams: tuple[str, ...] = ()
+    """Further streams training requires (``eu fit`` checks them before any data is read)."""
+
     needs_reference: bool = False
     """Whether ``__call__`` takes a frozen copy of the initial model as ``reference``."""
 

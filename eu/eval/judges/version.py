@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-JUDGE_CODE = ("base.py", "refusal.py", "rule.py", "scoring.py", "likelihood.py", "hf.py")
+JUDGE_CODE = ("base.py", "refusal.py", "actionable.py", "rule.py", "scoring.py", "likelihood.py", "hf.py")
 """The modules whose code decides a label: a change to any of them may change labels."""
 
 
