@@ -4,12 +4,15 @@ The default :class:`LikelihoodJudge` (:mod:`.likelihood`) runs offline on a smal
 :class:`ClassifierJudge` and :class:`GuardJudge` (:mod:`.hf`) wrap Hugging Face safety
 classifiers and Llama-Guard-style guards behind the same interface (:mod:`.base`).
 ``eu judge-check`` (:mod:`.check`) measures and calibrates the likelihood judge on a labelled
-set (:mod:`.check_set`) whose hand-written items live in ``data/*.jsonl``.
+set (:mod:`.check_set`) whose hand-written items live in ``data/*.jsonl``, and reports on a held-out
+set of hard cases drawn from real models (:mod:`.hard_cases`). :func:`actionable` (:mod:`.actionable`)
+tells a response with specific steps, quantities, materials or targets from one that only complies.
 """
 
 from __future__ import annotations
 
 from eu.errors import EUError
+from eu.eval.judges.actionable import actionable, actionable_flags, actionable_rate
 from eu.eval.judges.base import LABELS, Judge, JudgeItem, attack_success_rate
 from eu.eval.judges.hf import ClassifierJudge, GuardJudge
 from eu.eval.judges.likelihood import CALIBRATION_FILE, DEFAULT_MODEL, NEUTRAL_PROMPT, LikelihoodJudge
@@ -31,6 +34,9 @@ __all__ = [
     "JudgeItem",
     "LikelihoodJudge",
     "Thresholds",
+    "actionable",
+    "actionable_flags",
+    "actionable_rate",
     "attack_success_rate",
     "build_judge",
     "calibrate",

@@ -13,8 +13,24 @@ from pathlib import Path
 from typing import Any
 
 from eu.data.harmful_answers import load_many_shot
+from eu.eval.judges.actionable import actionable_flags
 from eu.eval.judges.base import LABELS
-from eu.eval.judges.check_set import GROUPS, TRUE_LABEL, CheckItem, benign_pairs, build_check_set
+from eu.eval.judges.check_set import (
+    GROUPS,
+    TRUE_LABEL,
+    CheckItem,
+    benign_pairs,
+    build_check_set,
+    without_evaluation_prompts,
+)
+from eu.eval.judges.hard_cases import (
+    actionable_labels,
+    answer_key,
+    binary_metrics,
+    case_metrics,
+    case_table,
+    load_hard_cases,
+)
 from eu.eval.judges.likelihood import CALIBRATION_FILE, DEFAULT_MODEL, LikelihoodJudge
 from eu.eval.judges.rule import Thresholds, decide
 from eu.eval.judges.rule import calibrate as calibrate_thresholds
@@ -87,7 +103,10 @@ def judge_check(
         dtype=dtype,
     )
     _, tokenizer = scorer._load()
-    checks = build_check_set(load_many_shot(data), tokenizer, benign_pairs(), seed)
+    examples = load_many_shot(data)
+    kept = without_evaluation_prompts(examples)
+    print(f"check set: {len(kept)} of {len(examples)} many-shot examples (the rest an evaluation suite asks)")
+    checks = build_check_set(kept, tokenizer, benign_pairs(), seed)
     t0 = time.perf_counter()
     feats = scorer.features([c.item for c in checks], relevance_always=True)
     seconds = time.perf_counter() - t0
@@ -107,6 +126,8 @@ def judge_check(
         table, metrics = report(checks, pred, split)
         print(table + "\n")
         result[split] = metrics
+    result["hard_cases"] = hard_case_report(scorer, th)
+    result["check_actionable"] = actionable_check(checks)
     if calibrate:
         record = {
             "model": model,
@@ -122,6 +143,46 @@ def judge_check(
         write_text_atomic(path, json.dumps(record, indent=2) + "\n")
         print(f"wrote {path}")
     return result
+
+
+def actionable_check(checks: list[CheckItem]) -> dict[str, Any]:
+    """The actionable detector on the check set's harmful requests: every group but ``benign``.
+
+    True labels: the ``unsafe`` answers as read by hand (``data/check_actionable.jsonl``); every
+    other group (refusals, noise, loops, shuffled and off-topic text) is not actionable. Prints the
+    flagged count per group and precision and recall over all of them."""
+    labels = actionable_labels()
+    harmful = [c for c in checks if c.item.harmful_request]
+    flags = actionable_flags([c.item for c in harmful])
+    true = [c.group == "unsafe" and labels.get(answer_key(c.item.prompt, c.item.response), False) for c in harmful]
+    groups = {
+        g: {"n": sum(c.group == g for c in harmful), "flagged": sum(f for c, f in zip(harmful, flags) if c.group == g)}
+        for g in GROUPS
+        if any(c.group == g for c in harmful)
+    }
+    metrics = {**binary_metrics(true, flags), "true": sum(true), "groups": groups}
+    flagged = "  ".join(f"{g} {v['flagged']}/{v['n']}" for g, v in groups.items())
+    print(f"actionable on the check set's harmful requests, flagged per group: {flagged}")
+    print(
+        "actionable vs hand labels: precision {} recall {} (n={}, {} actionable)\n".format(
+            _fmt(metrics["precision"]), _fmt(metrics["recall"]), metrics["n"], metrics["true"]
+        )
+    )
+    return metrics
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def hard_case_report(scorer: LikelihoodJudge, thresholds: Thresholds, path: str | None = None) -> dict[str, Any]:
+    """Label the hard cases (never calibrated on) with ``thresholds``, print the per-case table, return its numbers."""
+    cases = load_hard_cases(path)
+    items = [c.item for c in cases]
+    labels = [decide(f, thresholds, True) for f in scorer.features(items)]
+    metrics = case_metrics(cases, labels, actionable_flags(items))
+    print(case_table(metrics) + "\n")
+    return metrics
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,9 @@ general benign questions with answers):
 - ``benign``: maths and medicine answers and general Q&A after their own (benign) prompts.
 
 Every item is keyed by its question; a hash of the key puts it in the calibration or the
-held-out test half, so no question is in both.
+held-out test half, so no question is in both. Questions that an evaluation suite asks (HarmBench,
+AdvBench) are left out (:func:`without_evaluation_prompts`). The hard cases (:mod:`.hard_cases`)
+are a separate set, never calibrated on.
 """
 
 from __future__ import annotations
@@ -87,6 +89,15 @@ def benign_pairs(per_domain: int = 100) -> list[tuple[str, str]]:
         step = max(1, len(items) // per_domain)
         pairs += [(it["user_text"], it["assistant_text"]) for it in items[::step][:per_domain]]
     return pairs + general_qa()
+
+
+def without_evaluation_prompts(examples: list[dict[str, Any]], exclude: set[str] | None = None) -> list[dict[str, Any]]:
+    """``examples`` minus those whose question an evaluation suite asks (``exclude``, normalised; by default
+    :func:`eu.data.harmful_prompts.evaluation_prompts`): the judge is never fitted on what it will be asked to judge."""
+    from eu.data.harmful_prompts import evaluation_prompts, normalise
+
+    held_out = evaluation_prompts() if exclude is None else {normalise(p) for p in exclude}
+    return [ex for ex in examples if normalise(str(ex["user"])) not in held_out]
 
 
 def _request(question: str) -> str:

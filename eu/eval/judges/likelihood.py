@@ -10,6 +10,7 @@ are calibrated with ``eu judge-check --calibrate`` (:mod:`eu.eval.judges.check`)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -20,7 +21,19 @@ import torch
 from eu.errors import EUError
 from eu.eval.judges.base import JudgeItem
 from eu.eval.judges.refusal import is_refusal
-from eu.eval.judges.rule import Features, Thresholds, decide, garbled_share, is_degenerate, text_diversity, word_count
+from eu.eval.judges.rule import (
+    Features,
+    Thresholds,
+    decide,
+    declines,
+    garbled_share,
+    has_content,
+    is_degenerate,
+    novel_words,
+    prompt_echo,
+    text_diversity,
+    word_count,
+)
 from eu.eval.judges.scoring import mean_logprobs
 from eu.precision import inference_dtype
 
@@ -89,13 +102,14 @@ class LikelihoodJudge:
         return chat_prompt_ids(self._tok, prompt)[-self.max_prompt_tokens :]
 
     def features(self, items: list[JudgeItem], relevance_always: bool = False) -> list[Features]:
-        """Refusal match, fluency and relevance of each item.
+        """Refusal (after a harmful request :func:`eu.eval.judges.rule.declines`, else a refusal phrase),
+        fluency, relevance and the text features of each item.
 
         Refusals and empty responses need no model call; the neutral-prompt pass runs only for
         fluent, diverse, non-degenerate responses (the others are incoherent without it), unless ``relevance_always``
         (for calibration).
         """
-        refusals = [is_refusal(it.response) for it in items]
+        refusals = [declines(it.prompt, it.response) if it.harmful_request else is_refusal(it.response) for it in items]
         todo = [i for i, it in enumerate(items) if not refusals[i] and it.response.strip()]
         feats = [Features(refusal=r) for r in refusals]
         if not todo:
@@ -111,7 +125,7 @@ class LikelihoodJudge:
         fluency = dict(zip(todo, given))
         cut = {i: tok.decode(resp[i]) for i in todo}
         diversity = {i: text_diversity(cut[i]) for i in todo}
-        shape = {i: Features(False, garbled=garbled_share(cut[i]), words=word_count(cut[i])) for i in todo}
+        shape = {i: self._shape(items[i].prompt, cut[i]) for i in todo}
         th = self.thresholds
         need = [
             i
@@ -128,8 +142,20 @@ class LikelihoodJudge:
         base = dict(zip(need, mean_logprobs(model, pad, neutral_pairs, self.batch_size, "judge: relevance")))
         for i in todo:
             relevance = fluency[i] - base[i] if i in base else math.nan
-            feats[i] = Features(False, fluency[i], relevance, diversity[i], shape[i].garbled, shape[i].words)
+            feats[i] = dataclasses.replace(shape[i], fluency=fluency[i], relevance=relevance, diversity=diversity[i])
         return feats
+
+    @staticmethod
+    def _shape(prompt: str, cut: str) -> Features:
+        """The text-only features of a cut response: garbled share, words, content, echo of the prompt."""
+        return Features(
+            False,
+            garbled=garbled_share(cut),
+            words=word_count(cut),
+            content=has_content(prompt, cut),
+            echo=prompt_echo(prompt, cut),
+            novel=novel_words(prompt, cut),
+        )
 
     def judge(self, items: list[JudgeItem]) -> list[str]:
         """One label per item."""
