@@ -13,6 +13,9 @@
     native), and with bfloat16 weights and float32 master weights (``bf16-true`` with
     :class:`eu.optim.MasterWeightAdamW`) where bf16 is native.
 
+With ``--robust sam adversarial``, eu as shipped also runs with each relearning-resistant forget
+gradient (``model.robust``, docs/tamper_resistance.md), so their cost per step shows beside plain EU.
+
 Every variant sees the same examples at every step, in its own process on the same machine.
 Printed: medians over the timed steps, each variant's speed-up over the reference (as shipped
 against as shipped, and at equal precision), peak memory, packing efficiency, and generation
@@ -37,6 +40,7 @@ from eu.data.sources import SELF_GENERATED
 from eu.losses import IGNORE_INDEX
 from eu.models import compile_decoder, load_model, sampling_dtype
 from eu.objectives import ExclusiveUnlearning
+from eu.objectives.robust import RobustOptions, robust_losses
 from eu.objectives.terms import decoder_and_head, forget_term_from_hidden, retain_loss_from_hidden
 from eu.optim import MasterWeightAdamW, use_fused_kernel
 from eu.precision import default_precision, native_bf16
@@ -139,7 +143,11 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
             packed = _to(packed, device)
             last_batches = packed
             with autocast:
-                loss = objective(model, packed)["loss/total"]
+                if args.robust:
+                    options = RobustOptions(args.robust, args.robust_rho, args.robust_steps, args.robust_lr)
+                    loss = robust_losses(objective, model, packed, options)["loss/total"]
+                else:
+                    loss = objective(model, packed)["loss/total"]
             n_sup = sum(int((b["targets"] != IGNORE_INDEX).sum()) for b in packed.values())
             n_real = sum(int((b["sequence_index"] >= 0).sum()) for b in packed.values())
             n_pos = sum(b["input_ids"].numel() for b in packed.values())
@@ -294,10 +302,14 @@ def generation_throughput(
     return {"batched_s_per_item": batched, "single_s_per_item": single, "speedup": single / batched}
 
 
-def _spawn(args: argparse.Namespace, variant: str, precision: str, compiled: bool = False) -> dict[str, Any]:
+def _spawn(
+    args: argparse.Namespace, variant: str, precision: str, compiled: bool = False, robust: str | None = None
+) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--variant", variant, "--precision", precision, "--model", args.model]
     cmd += ["--compile"] if compiled else []
-    for name in ("retain", "forget", "forget_pairs", "steps", "warmup", "examples", "threads", "device", "profile"):
+    cmd += ["--robust", robust] if robust else []
+    names = ("retain", "forget", "forget_pairs", "steps", "warmup", "examples", "threads", "device", "profile")
+    for name in (*names, "robust_rho", "robust_steps", "robust_lr"):
         cmd += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -312,19 +324,26 @@ def shipped_precision(args: argparse.Namespace) -> str:
     return default_precision("gpu" if args.device.startswith("cuda") else "cpu")[0]
 
 
-def variants(shipped: str, compiled: bool = False) -> dict[str, tuple[str, str, bool]]:
-    """Column label -> (variant, precision, compiled): the reference as its authors ship it (float32),
-    eu at equal precision, eu as shipped and, when that is bf16-mixed, eu with bf16 weights and
-    float32 master weights; with ``compiled``, eu as shipped with its decoder ``torch.compile``d."""
-    columns = {"reference 32": ("reference", "32", False), "eu 32": ("eu", "32", False)}
+def variants(
+    shipped: str, compiled: bool = False, robust: tuple[str, ...] = ()
+) -> dict[str, tuple[str, str, bool, str | None]]:
+    """Column label -> (variant, precision, compiled, robust): the reference as its authors ship it
+    (float32), eu at equal precision, eu as shipped and, when that is bf16-mixed, eu with bf16 weights
+    and float32 master weights; with ``compiled``, eu as shipped with its decoder ``torch.compile``d;
+    for each of ``robust``, eu as shipped with that relearning-resistant forget gradient."""
+    columns = {"reference 32": ("reference", "32", False, None), "eu 32": ("eu", "32", False, None)}
     if shipped != "32":
-        columns[f"eu {shipped}"] = ("eu", shipped, False)
+        columns[f"eu {shipped}"] = ("eu", shipped, False, None)
     if shipped == "bf16-mixed":
-        columns["eu bf16-true"] = ("eu", "bf16-true", False)
+        columns["eu bf16-true"] = ("eu", "bf16-true", False, None)
     if compiled:
-        columns[f"eu {shipped} compiled"] = ("eu", shipped, True)
+        columns[f"eu {shipped} compiled"] = ("eu", shipped, True, None)
+    for method in robust:
+        columns[f"eu {shipped} {method}"] = ("eu", shipped, False, method)
     return columns
 
+
+ROBUST = ("sam", "adversarial")
 
 ROWS = [
     ("supervised tokens / s", "supervised_tokens_per_s", "{:.1f}"),
@@ -352,6 +371,11 @@ def print_table(results: dict[str, dict[str, Any]], shipped: str) -> None:
         notes = [tag for tag, hit in tags if hit]
         note = f" ({', '.join(notes)})" if notes else ""
         print(f"speed-up of {label} over reference 32: {speedup:.2f}x{note}; loss peak memory {memory:.2f}x")
+    for method in ROBUST:
+        plain, robust = results.get(f"eu {shipped}"), results.get(f"eu {shipped} {method}")
+        if plain and robust:
+            cost = robust["median_step_s"] / plain["median_step_s"]
+            print(f"robust {method}: {cost:.2f}x the step time of eu {shipped}")
     compiled, eager = results.get(f"eu {shipped} compiled"), results.get(f"eu {shipped}")
     if compiled and eager:
         saved = eager["median_step_s"] - compiled["median_step_s"]
@@ -390,9 +414,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--compile", action="store_true", help="also run eu as shipped with torch.compile (first step: compile time)"
     )
+    parser.add_argument(
+        "--robust", nargs="*", choices=ROBUST, default=[], help="also run eu as shipped with these model.robust options"
+    )
+    parser.add_argument("--robust-rho", type=float, default=0.01, help="SAM's radius for --robust sam")
+    parser.add_argument("--robust-steps", type=int, default=1, help="inner steps k for --robust adversarial")
+    parser.add_argument("--robust-lr", type=float, default=1e-3, help="inner learning rate for --robust adversarial")
     parser.add_argument("--variant", choices=["reference", "eu"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.variant:
+        args.robust = args.robust[0] if args.robust else None  # a timed process runs one of them
         print(json.dumps(run_variant(args)))
         return
     if args.forget == SELF_GENERATED:  # sample it once here, not inside the timed processes
@@ -404,7 +435,7 @@ def main(argv: list[str] | None = None) -> None:
         ensure_corpus(args.model, settings, tokenizer, lambda: load_model(args.model, dtype), dtype)
     shipped = shipped_precision(args)
     results = {}
-    for label, spec in variants(shipped, args.compile).items():
+    for label, spec in variants(shipped, args.compile, tuple(args.robust)).items():
         results[label] = _spawn(args, *spec)
         print(f"{label}: median step {results[label]['median_step_s']:.2f} s", file=sys.stderr, flush=True)
     first = next(iter(results.values()))

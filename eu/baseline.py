@@ -47,6 +47,7 @@ class RetainOnlyBaseline(L.Callback):
         evaluation = self._evaluation(trainer)
         accepted = inspect.signature(type(pl_module).__init__).parameters
         settings = {k: v for k, v in pl_module.hparams.items() if k in accepted}  # not the CLI's own entries
+        settings["robust"] = None  # RetainOnlyFT has no forget term to make relearning-resistant
         baseline = type(pl_module)(
             **settings, objective=RetainOnly(monitor_forget=False), optimizer=pl_module.optimizer_factory
         )

@@ -17,6 +17,7 @@ from eu.logits import check_logit_path
 from eu.lora import LoraOptions, adapter_state, apply_lora, check_lora_strategy
 from eu.models import check_attn_implementation, check_dtype, compile_decoder, load_model, sampling_dtype
 from eu.objectives import ExclusiveUnlearning, Objective
+from eu.objectives.robust import check_robust_strategy, robust_losses, robust_options
 from eu.optim import loses_updates, use_fused_kernel
 from eu.prompts import load_chat_template, load_chat_tokenizer
 from eu.rng import preserved_rng, rng_states, set_rng_states
@@ -46,6 +47,11 @@ class UnlearningModule(L.LightningModule):
         attn_implementation: str | None = None,
         lora: LoraOptions | None = None,
         compile: bool = False,
+        robust: str | None = None,
+        robust_rho: float = 0.01,
+        robust_steps: int = 1,
+        robust_lr: float = 1e-3,
+        robust_data: str = "retain",
     ) -> None:
         """
         Args:
@@ -66,9 +72,18 @@ class UnlearningModule(L.LightningModule):
             compile: ``torch.compile`` the decoder (dynamic shapes; a C++ compiler on CPU). Off by
                 default: on the 2-core CPU its compile time outweighs the faster steps of a short run
                 (docs/performance.md has the measurement).
+            robust: take the forget term's gradient where relearning would move the weights
+                (docs/tamper_resistance.md): ``sam`` (at θ + ρ·g/‖g‖) or ``adversarial`` (after
+                ``robust_steps`` simulated SGD steps); unset: plain gradient. Needs a λ-weighted
+                objective (ExclusiveUnlearning and the other ``ForgetWeighted`` ones).
+            robust_rho: SAM's perturbation radius ρ.
+            robust_steps: simulated fine-tuning steps k of ``adversarial``.
+            robust_lr: learning rate of those simulated SGD steps.
+            robust_data: what they fine-tune on: the step's ``retain`` batch or the ``forget`` responses.
         """
         check_dtype(dtype)  # before anything is loaded
         check_attn_implementation(attn_implementation)
+        robust_settings = robust_options(robust, robust_rho, robust_steps, robust_lr, robust_data, objective)
         super().__init__()
         self.save_hyperparameters(ignore=["objective", "optimizer"])
         self.model_name = model
@@ -83,6 +98,7 @@ class UnlearningModule(L.LightningModule):
         self.attn_implementation = attn_implementation
         self.lora = lora
         self.compile = compile
+        self.robust = robust_settings
         # LoRA checkpoints hold only the adapter and none hold the frozen reference: both come
         # from ``model`` when the module is rebuilt
         self.strict_loading = lora is None and not objective.needs_reference
@@ -127,6 +143,7 @@ class UnlearningModule(L.LightningModule):
         if self.model is not None:
             return
         check_lora_strategy(getattr(self._trainer, "strategy", None), self.lora)
+        check_robust_strategy(getattr(self._trainer, "strategy", None), self.robust)
         self.model = self._load_base(self.dtype_name)
         if self.gradient_checkpointing:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -164,8 +181,15 @@ class UnlearningModule(L.LightningModule):
             return self.objective(self.model, batch, reference=self.reference_model)
         return self.objective(self.model, batch)
 
+    def step_losses(self, batch: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """A training step's losses; with ``robust``, ``loss/total``'s gradient holds the forget gradient
+        at the perturbed or adapted weights (:mod:`eu.objectives.robust`), the weights back at θ."""
+        if self.robust is None:
+            return self._losses(batch)
+        return robust_losses(self.objective, self.model, batch, self.robust)  # type: ignore[arg-type]
+
     def training_step(self, batch: dict[str, dict[str, torch.Tensor]], batch_idx: int) -> torch.Tensor:
-        losses = self._losses(batch)
+        losses = self.step_losses(batch)
         self._stop_if_non_finite("loss", losses)
         positions = sum(b["input_ids"].numel() for b in batch.values())
         real = sum(int((b["sequence_index"] >= 0).sum()) for b in batch.values())

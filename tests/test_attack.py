@@ -142,3 +142,22 @@ def test_bad_input_is_refused_clearly(tmp_path, fake_sources, kwargs, message): 
 
 def test_unknown_attack_is_refused():
     assert run_eu("attack", "forget") == 2
+
+
+def test_domain_accuracy_is_measured_after_each_attack(tmp_path, fake_sources, fake_mmlu, fake_judge):  # noqa: F811
+    from eu.commands.evaluate import evaluate
+
+    out = tmp_path / "attack"
+    report = attack.relearn(
+        "tiny-llama", examples="0,2", steps=1, lr=1e-3, out=str(out), domain="math-basic", domain_size=5, **SIZES
+    )
+    assert report["settings"]["domain"] == "math-basic" and report["settings"]["domain_size"] == 5
+    plain = evaluate(
+        ["tiny-llama"], out=str(tmp_path / "e"), suites="domain", domain="math-basic", domain_size=5, **SIZES
+    )
+    first = report["rows"][0]
+    assert first["domain_accuracy"] == plain["tiny-llama"]["domain"]["accuracy"]
+    assert first["counts"]["domain_accuracy"][1] == 5 and "domain_accuracy" in report["rows"][1]
+    assert "| domain accuracy |" in (out / "relearn.md").read_text()
+    no_domain = attack.relearn("tiny-llama", examples="0", out=str(tmp_path / "b"), **SIZES)
+    assert "domain_accuracy" not in no_domain["rows"][0] and "domain" not in no_domain["settings"]

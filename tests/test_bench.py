@@ -77,3 +77,12 @@ def test_sampling_bench_times_both_draws_and_prints_their_ratio(eu_cache):
     assert lines[0].startswith("tiny-llama in ") and "4 rows x 3 new tokens" in lines[0]
     assert lines[1].startswith("transformers draw") and lines[2].startswith("top-k draw")
     assert "tokens/s" in lines[1] and lines[-1].startswith("top-k draw / transformers draw: ")
+
+
+def test_bench_times_the_robust_options_beside_plain_eu(eu_cache):
+    cmd = [sys.executable, str(BENCHMARKS / "train_step.py"), "--model", "tiny-llama", "--steps", "1"]
+    cmd += ["--warmup", "0", "--forget", str(DATA / "forget.jsonl"), "--generation", "0", "--threads", "1"]
+    cmd += ["--precision", "32", "--robust", "sam", "adversarial", "--robust-steps", "2"]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    for needle in ("eu 32 sam", "eu 32 adversarial", "robust sam: ", "robust adversarial: ", "x the step time of"):
+        assert needle in out, out

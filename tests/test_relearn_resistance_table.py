@@ -1,0 +1,42 @@
+"""scripts/relearn_resistance_table.py pools the attack results of every seed into one row per variant, attack and N."""
+
+import importlib.util
+import json
+
+from conftest import ROOT
+
+SPEC = importlib.util.spec_from_file_location("relearn_resistance_table", ROOT / "scripts/relearn_resistance_table.py")
+table_script = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(table_script)
+
+
+def write(runs, seed, variant, attack, rows):
+    folder = runs / f"seed{seed}" / variant / f"attack_{attack}"
+    folder.mkdir(parents=True)
+    (folder / "relearn.json").write_text(json.dumps({"rows": rows}))
+
+
+def test_rates_are_pooled_over_seeds_with_their_interval(tmp_path):
+    write(
+        tmp_path,
+        42,
+        "sam",
+        "benign",
+        [{"examples": 50, "counts": {"harmful_asr": [3, 75], "domain_accuracy": [70, 141]}}],
+    )
+    write(
+        tmp_path,
+        43,
+        "sam",
+        "benign",
+        [{"examples": 50, "counts": {"harmful_asr": [0, 75], "domain_accuracy": [71, 141]}}],
+    )
+    write(tmp_path, 42, "eu", "harmful", [{"examples": 10, "counts": {"harmful_asr": [30, 75]}}])
+    pooled = table_script.rows(tmp_path)
+    assert pooled[("sam", "benign", 50)]["harmful_asr"] == [3, 150]
+    assert pooled[("sam", "benign", 50)]["domain_accuracy"] == [141, 282]
+    assert pooled[("sam", "benign", 50)]["seeds"] == ["42", "43"]
+    text = table_script.table(tmp_path)
+    lines = text.splitlines()
+    assert lines[2].startswith("| eu | harmful | 10 | 0.40 [") and lines[2].endswith("| 42 |")
+    assert "| sam | benign | 50 | 0.02 [0.01, 0.06] | – |" in text and "| 0.50 [" in text
