@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from eu.precision import cpu_bf16_flags, default_precision
+from eu.models.precision import cpu_bf16_flags, default_precision
 
 
 def _seconds(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -10,13 +10,13 @@ from collections.abc import Callable
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 
+from eu.callbacks.progress import add_step_progress_bar
 from eu.data.datamodule import UnlearningDataModule
 from eu.errors import EUError
-from eu.lora import check_lora_strategy
+from eu.models.lora import check_lora_strategy
+from eu.models.precision import default_precision
 from eu.module import UnlearningModule
-from eu.precision import default_precision
 from eu.run_folder import check_new_or_resumed, fill_run_paths
-from eu.training_progress import add_step_progress_bar
 
 
 class EUCLI(LightningCLI):

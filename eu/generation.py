@@ -7,6 +7,16 @@ from typing import Any
 import torch
 
 
+def pad_id(tokenizer: Any) -> int:
+    """The id that pads a batch: the tokenizer's pad token, else its end-of-sequence token, else 0.
+
+    Padding is masked everywhere it is used, so any id in the vocabulary serves."""
+    for token_id in (tokenizer.pad_token_id, tokenizer.eos_token_id):
+        if token_id is not None:
+            return int(token_id)
+    return 0
+
+
 def end_token_ids(tokenizer: Any) -> list[int]:
     """Token ids that end an assistant turn: EOS and the template's end-of-turn marker."""
     ids = {tokenizer.eos_token_id}
@@ -62,7 +72,7 @@ def generate_from_ids(
     ``top_p`` (nucleus sampling, with ``do_sample``) and ``repetition_penalty`` are passed to
     ``generate`` when set.
     """
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad = pad_id(tokenizer)
     width = max(len(p) for p in prompts)
     device = next(model.parameters()).device
     input_ids = torch.full((len(prompts), width), pad, dtype=torch.long)

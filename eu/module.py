@@ -11,11 +11,11 @@ from jsonargparse import lazy_instance
 from lightning.pytorch.cli import OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_warn
 
-from eu.checkpoint import checkpoint_metadata
 from eu.errors import EUError
-from eu.logits import check_logit_path
-from eu.lora import LoraOptions, adapter_state, apply_lora, check_lora_strategy
 from eu.models import check_attn_implementation, check_dtype, compile_decoder, load_model, sampling_dtype
+from eu.models.checkpoint import checkpoint_metadata
+from eu.models.logits import check_logit_path
+from eu.models.lora import LoraOptions, adapter_state, apply_lora, check_lora_strategy
 from eu.objectives import ExclusiveUnlearning, Objective
 from eu.objectives.robust import check_robust_strategy, robust_losses, robust_options
 from eu.optim import loses_updates, use_fused_kernel
@@ -302,6 +302,6 @@ class UnlearningModule(L.LightningModule):
             self._resumed_rng = None
 
     def configure_callbacks(self) -> list[L.Callback]:
-        from eu.throughput import ThroughputLogger
+        from eu.callbacks.throughput import ThroughputLogger
 
         return [ThroughputLogger()]

@@ -35,7 +35,6 @@ from typing import Any
 
 import torch
 
-from eu.checkpoint import load_model_and_tokenizer
 from eu.commands.attack import fine_tune
 from eu.data.harmful_answers import load_many_shot
 from eu.data.harmful_prompts import evaluation_prompts, normalise
@@ -44,6 +43,7 @@ from eu.eval.judges.refusal import first_refusal, is_refusal
 from eu.eval.judges.rule import echo_share, word_count
 from eu.eval.suites import fill, jailbreak_templates
 from eu.generation import generate_from_ids
+from eu.models.checkpoint import load_model_and_tokenizer
 from eu.prompts import chat_prompt_ids
 
 # Harmful requests written for this set (none is a HarmBench or AdvBench behaviour).

@@ -54,7 +54,7 @@ def offline_word_problems(request, monkeypatch):
 
 @pytest.fixture(scope="session")
 def tiny_path(eu_cache):
-    from eu.tiny import build_tiny_model
+    from eu.models.tiny import build_tiny_model
 
     return build_tiny_model()
 

@@ -66,3 +66,53 @@ def test_the_rule_catches_an_upward_import(tmp_path):
     bad.write_text("def f():\n    from eu.eval.runner import run_suites\n")
     assert "eu.eval.runner" in _imports(bad)
     assert layers[_room("eu.eval.runner", layers)] > layers[_room("eu.data.records", layers)]
+
+
+def _defines_callback(path: Path) -> list[str]:
+    """Classes in ``path`` that subclass a Lightning callback (or a class of eu's that does)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    bases = {"Callback", "ProgressBar", "TQDMProgressBar", "Schedule", "Evaluation"}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            names = {b.attr if isinstance(b, ast.Attribute) else getattr(b, "id", "") for b in node.bases}
+            if names & bases:
+                found.append(node.name)
+    return found
+
+
+def test_each_role_has_one_folder():
+    """Callbacks live in eu/callbacks/, model loading and what a loaded model needs in eu/models/."""
+    stray = {
+        str(p.relative_to(ROOT)): _defines_callback(p)
+        for p in PACKAGE.rglob("*.py")
+        if "callbacks" not in p.parts and _defines_callback(p)
+    }
+    assert stray == {}, "Lightning callbacks outside eu/callbacks/"
+    loaders = {
+        str(p.relative_to(ROOT))
+        for p in PACKAGE.rglob("*.py")
+        if "models" not in p.parts
+        and re.search(r"^[^\"'#]*\b(?:AutoModelForCausalLM|LlamaForCausalLM)\.from_", p.read_text(), flags=re.M)
+    }
+    assert loaders == set(), "causal LMs are loaded in eu/models/ only"
+    top_level = {p.stem for p in PACKAGE.glob("*.py")}
+    assert not top_level & {
+        "callbacks",
+        "baseline_callback",
+        "throughput",
+        "training_progress",
+        "tiny",
+        "lora",
+        "checkpoint",
+        "logits",
+        "precision",
+        "gguf_models",
+        "models",
+    }
+
+
+def test_the_callback_rule_catches_a_stray_callback(tmp_path):
+    stray = tmp_path / "stray.py"
+    stray.write_text("import lightning as L\n\nclass Mine(L.Callback):\n    pass\n")
+    assert _defines_callback(stray) == ["Mine"]

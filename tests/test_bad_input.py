@@ -197,7 +197,7 @@ def _lora_strategies():
 
 def test_lora_strategy_check():
     from eu.errors import EUError
-    from eu.lora import LoraOptions, check_lora_strategy
+    from eu.models.lora import LoraOptions, check_lora_strategy
 
     held, refused = _lora_strategies()
     for strategy in held:
@@ -213,7 +213,7 @@ def test_lora_with_an_unfit_strategy_stops_before_the_model_is_loaded(monkeypatc
 
     import eu.module
     from eu.errors import EUError
-    from eu.lora import LoraOptions
+    from eu.models.lora import LoraOptions
     from eu.module import UnlearningModule
 
     module = UnlearningModule("tiny-llama", lora=LoraOptions(rank=4))

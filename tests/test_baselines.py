@@ -181,7 +181,7 @@ def test_npo_fit_keeps_the_reference_frozen_and_out_of_checkpoints(workdir):
 
 
 def test_npo_with_lora_uses_the_adapter_free_model_as_reference(tiny_path):
-    from eu.lora import LoraOptions
+    from eu.models.lora import LoraOptions
     from eu.module import UnlearningModule
     from eu.objectives import NPO
 

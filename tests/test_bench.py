@@ -51,7 +51,7 @@ def test_gpu_check_script_is_valid_bash():
 
 def test_random_llama_1b_has_the_size_of_llama_3_2_1b():
     from eu.models import RANDOM_MODELS
-    from eu.tiny import random_llama
+    from eu.models.tiny import random_llama
 
     with torch.device("meta"):
         model = random_llama(**RANDOM_MODELS["random-llama-3.2-1b"])

@@ -23,7 +23,7 @@ trainer:
         sizes: {domain: 6, offdomain: 2}
         max_new_tokens: 4
         examples: 0
-    - class_path: eu.baseline.RetainOnlyBaseline
+    - class_path: eu.callbacks.RetainOnlyBaseline
       init_args: {suites: domain}
 """
 FIT = ["--trainer.max_steps=2", "--trainer.val_check_interval=100", "--trainer.enable_progress_bar=false"]
@@ -87,8 +87,8 @@ def _records(entry, metric):
 
 
 def test_export_writes_a_card_whose_numbers_are_the_runs(run, exported):
-    from eu.checkpoint import eu_version
     from eu.eval.stats import wilson
+    from eu.models.checkpoint import eu_version
 
     _, run_dir, logs = run
     history = json.loads((logs / "evaluation.json").read_text())

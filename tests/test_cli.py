@@ -55,7 +55,7 @@ def test_validate_reports_both_losses(trained, capsys):
 def test_export_reloads_and_generates_identically(trained):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from eu.checkpoint import model_from_checkpoint
+    from eu.models.checkpoint import model_from_checkpoint
 
     ckpt = trained / "runs/tiny/checkpoints/last.ckpt"
     out = trained / "exported"

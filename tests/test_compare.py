@@ -154,7 +154,8 @@ def test_compare_end_to_end_resumes_and_refuses_changed_settings(
     assert (
         eu_row["ratio"]["value"] is None or eu_row["ratio"]["interval"] is None or len(eu_row["ratio"]["interval"]) == 2
     )
-    assert results["settings"]["methods"][1] == {"name": "EU", "configs": [], "args": [], "evaluate": True}
+    assert results["settings"]["methods"][1] == {"name": "EU", "configs": [], "args": [], "evaluate": True, "grid": {}}
+    assert results["tuning"] == {}, "no method has a grid: nothing is tuned"
     assert results["settings"]["seeds"] == [42, 43]
     table = (out / "results.md").read_text()
     for text in ("| RetainOnly |", "| EU |", "| original |", "general (MMLU) accuracy", "× RetainOnly", "N = 2"):
@@ -279,3 +280,77 @@ def test_a_later_stage_names_an_earlier_one_and_is_refused_when_it_was_retrained
     err = capsys.readouterr().err
     assert "Stage2 in" in err and "a file its arguments name changed" in err
     assert len(fake_fit) == 5, "stage 1 retrained, stage 2 refused before training"
+
+
+def _point(harmful, jailbreak, domain):
+    return {"harmful_asr": harmful, "jailbreak_asr": jailbreak, "domain_accuracy": domain}
+
+
+def test_tuning_rule_keeps_the_domain_then_lowers_the_asr():
+    from eu.commands.tuning import choose_points
+
+    scores = {
+        "RetainOnly": [_point(0.9, 0.9, 0.50), _point(0.9, 0.9, 0.60)],
+        "EU": [_point(0.00, 0.00, 0.40), _point(0.10, 0.05, 0.58), _point(0.02, 0.30, 0.59)],
+        "NPO": [_point(0.0, 0.0, 0.10), _point(0.5, 0.5, 0.30)],
+    }
+    chosen, reference = choose_points(scores, "RetainOnly", 0.9)
+    assert reference == 0.60 and chosen["RetainOnly"] == 1
+    assert chosen["EU"] == 1, "0.40 is below 0.9 x 0.60; of the two that keep it, worst ASR 0.10 beats 0.30"
+    assert chosen["NPO"] == 1, "none keeps 0.54: the best domain accuracy"
+    assert choose_points({"EU": scores["EU"]}, None, 0.9)[0] == {"EU": 0}, "no reference: the lowest worst ASR"
+
+
+def test_tuning_chooses_on_validation_and_the_comparison_trains_the_choice(tmp_path, monkeypatch):
+    import eu.commands.compare as compare_module
+    from eu.commands.compare import Method, Suites
+    from eu.commands.tuning import tune, tuning_markdown
+
+    fits, splits = [], []
+
+    def fake_fit(runs, name, configs, args):
+        fits.append((str(runs.relative_to(tmp_path)), name, args))
+        return {"checkpoint": runs / name / "last.ckpt", "fit_seconds": 1.0}
+
+    # validation prefers lr 1e-4 (lower ASR at a kept domain); a test split would prefer 1e-5
+    validation = {
+        "1e-05": _point(0.5, 0.5, 0.55),
+        "0.0001": _point(0.1, 0.0, 0.56),
+        "RetainOnly": _point(0.9, 0.9, 0.6),
+    }
+
+    def fake_evaluate(folder, models, evaluation, device):
+        splits.append(evaluation.split)
+        return {m: {"_": validation[Path(m).parent.name.split("-", 1)[-1]]} for m in models}
+
+    monkeypatch.setattr(compare_module, "_fit", fake_fit)
+    monkeypatch.setattr(compare_module, "evaluate_models", fake_evaluate)
+    monkeypatch.setattr("eu.commands.tuning.point_metrics", lambda result: dict(result["_"]))
+    methods = [
+        Method("RetainOnly", ["ro.yaml"]),
+        Method("EU", [], ["--x={runs}/RetainOnly"], grid={"model.optimizer.init_args.lr": [1e-5, 1e-4]}),
+    ]
+    tuned, report = tune(
+        tmp_path, ["base.yaml"], methods, 42, ["--trainer.max_steps=2"], Suites(), "cpu", "RetainOnly", 0.9
+    )
+    assert splits == ["validation"], "tuning never looks at the test split"
+    assert fits[0] == ("runs/seed42", "RetainOnly", ["--seed_everything=42", "--trainer.max_steps=2"])
+    assert [f[:2] for f in fits[1:]] == [("tune/seed42/EU", "lr-1e-05"), ("tune/seed42/EU", "lr-0.0001")]
+    assert fits[1][2][2] == f"--x={tmp_path}/runs/seed42/RetainOnly", "{runs} names the seed's final folder"
+    assert report["methods"]["EU"]["chosen"] == {"model.optimizer.init_args.lr": 0.0001}
+    assert tuned[0] is methods[0] and tuned[1].args == [
+        "--x={runs}/RetainOnly",
+        "--model.optimizer.init_args.lr=0.0001",
+    ]
+    text = tuning_markdown(report, 0.9, "RetainOnly")
+    assert "| EU | **lr=0.0001** | **0.100** |" in text and "| EU | lr=1e-05 | 0.500 |" in text
+
+
+def test_a_grid_on_a_stage_that_is_not_evaluated_is_refused():
+    from eu.commands.compare import Method
+    from eu.commands.tuning import check_grids
+
+    with pytest.raises(EUError, match="SKUExpert has a grid but evaluate: false"):
+        check_grids([Method("SKUExpert", evaluate=False, grid={"trainer.max_steps": [1, 2]})])
+    with pytest.raises(EUError, match="non-empty list"):
+        check_grids([Method("EU", grid={"trainer.max_steps": []})])

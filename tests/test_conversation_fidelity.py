@@ -131,13 +131,13 @@ def test_sampling_stops_at_eos_and_the_templates_end_of_turn_marker(tiny_tokeniz
 
 
 def test_sampling_dtype_is_bfloat16_only_where_the_device_computes_it_natively(monkeypatch):
-    import eu.precision
+    import eu.models.precision
     from eu.models import sampling_dtype
 
-    monkeypatch.setattr(eu.precision.torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(eu.precision, "cpu_bf16_flags", lambda cpuinfo=None: [])
+    monkeypatch.setattr(eu.models.precision.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(eu.models.precision, "cpu_bf16_flags", lambda cpuinfo=None: [])
     assert sampling_dtype() is None
-    monkeypatch.setattr(eu.precision, "cpu_bf16_flags", lambda cpuinfo=None: ["avx512_bf16"])
+    monkeypatch.setattr(eu.models.precision, "cpu_bf16_flags", lambda cpuinfo=None: ["avx512_bf16"])
     assert sampling_dtype() == "bfloat16"
 
 

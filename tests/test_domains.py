@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from eu.data.sources import resolve_source
-from eu.domains import domain_items, is_correct, math_diverse, medicine, medicine_diverse, prepare
-from eu.domains import math as math_domain
+from eu.domains import domain_items, is_correct, math, medicine, medicine_basic, prepare
+from eu.domains import math_basic as math_domain
 from eu.domains.matching import matches
 from eu.errors import EUError
 
@@ -61,16 +61,16 @@ def test_math_answers_are_right_and_parseable():
 def test_medicine_items_come_from_the_table_with_held_out_phrasings(tmp_path):
     source = tmp_path / "disease_correlations.py"
     source.write_text("from .types import DiseaseData\n\nDISEASE_CORRELATIONS: dict = " + json.dumps(TABLE) + "\n")
-    table = medicine.load_diseases(source)
+    table = medicine_basic.load_diseases(source)
     assert table == TABLE
-    train = medicine.generate("train", table=table)
-    test = medicine.generate("test", table=table)
-    assert medicine.generate("train", table=table) == train
+    train = medicine_basic.generate("train", table=table)
+    test = medicine_basic.generate("test", table=table)
+    assert medicine_basic.generate("train", table=table) == train
     assert not {x["user_text"] for x in train} & {x["user_text"] for x in test}
     icd = [x for x in test if x["kind"] == "icd10" and "Asthma" in x["user_text"]]
     assert icd and all(x["answer"] == "J45.909" for x in icd)
-    assert medicine.is_correct("It is coded J45.909 in ICD-10.", icd[0]["accepted"])
-    assert not medicine.is_correct("It is coded G43.909.", icd[0]["accepted"])
+    assert medicine_basic.is_correct("It is coded J45.909 in ICD-10.", icd[0]["accepted"])
+    assert not medicine_basic.is_correct("It is coded G43.909.", icd[0]["accepted"])
 
 
 def test_builtin_sources_are_written_once_as_jsonl(tmp_path):
@@ -118,10 +118,10 @@ def test_basic_sets_are_unchanged():
     for split in ("train", "test"):
         assert _digest(domain_items("math-basic", split)) == BASIC_HASHES[("math-basic", split)]
     # medicine-basic: the generator's output on a fixed table, as before the split
-    assert _digest(medicine.generate("train", table=TABLE)) == (
+    assert _digest(medicine_basic.generate("train", table=TABLE)) == (
         "c96d5d22af4c3f0c9d4d1f9fc4e165463cd16bacf4d274dd262884a4a9f6e78d"
     )
-    assert _digest(medicine.generate("test", table=TABLE)) == (
+    assert _digest(medicine_basic.generate("test", table=TABLE)) == (
         "def34bd80754d2ded913d3059e2d83efbad1eac5454d46ef2e0b722f6e6de12e"
     )
 
@@ -148,32 +148,30 @@ def maths():
     from conftest import stand_in_word_problems
 
     generators = stand_in_word_problems()
-    return math_diverse.generate("train", 6000, generators=generators), math_diverse.generate(
-        "test", 400, generators=generators
-    )
+    return math.generate("train", 6000, generators=generators), math.generate("test", 400, generators=generators)
 
 
 def _trained_template(item):
     """Whether an item's phrasing is one training uses (a training phrasing, or a training word-problem generator)."""
-    if item["family"] == math_diverse.WORD_PROBLEMS:
-        return int(item["template"].split(":")[1]) not in math_diverse.HELD_OUT_GENERATORS
-    return item["template"] in math_diverse.FAMILIES[item["family"]].templates
+    if item["family"] == math.WORD_PROBLEMS:
+        return int(item["template"].split(":")[1]) not in math.HELD_OUT_GENERATORS
+    return item["template"] in math.FAMILIES[item["family"]].templates
 
 
 def test_math_diverse_is_seeded_and_deterministic(maths):
     train, test = maths
-    assert math_diverse.generate("train", 6000) == train
-    assert math_diverse.generate("test", 400) == test
-    assert math_diverse.generate("test", 40, seed=1) != test[:40]
+    assert math.generate("train", 6000) == train
+    assert math.generate("test", 400) == test
+    assert math.generate("test", 40, seed=1) != test[:40]
     assert domain_items("math", "test") == test
 
 
 def test_math_diverse_covers_many_families_with_varied_phrasings(maths):
     train, test = maths
     families = {x["family"] for x in train}
-    assert families == set(math_diverse.TRAIN_FAMILIES) and len(families) >= 12
+    assert families == set(math.TRAIN_FAMILIES) and len(families) >= 12
     assert len({x["template"] for x in train}) >= 40 + 80  # the templated families' phrasings + 80 generators
-    assert {x["holdout"] for x in test[:4]} == set(math_diverse.HOLDOUTS)
+    assert {x["holdout"] for x in test[:4]} == set(math.HOLDOUTS)
 
 
 def test_math_diverse_splits_are_disjoint_as_claimed(maths):
@@ -183,23 +181,23 @@ def test_math_diverse_splits_are_disjoint_as_claimed(maths):
     assert not train_keys & {x["key"] for x in test}
     assert not {x["user_text"] for x in train} & {x["user_text"] for x in test}
     assert all(x["operands"] == "small" for x in train)
-    by = {h: [x for x in test if x["holdout"] == h] for h in math_diverse.HOLDOUTS}
+    by = {h: [x for x in test if x["holdout"] == h] for h in math.HOLDOUTS}
     assert all(len(v) == 100 for v in by.values())
     # by family: test-only families, never in training
-    assert {x["family"] for x in by["family"]} <= set(math_diverse.HELD_OUT_FAMILIES)
-    assert not set(math_diverse.HELD_OUT_FAMILIES) & {x["family"] for x in train}
+    assert {x["family"] for x in by["family"]} <= set(math.HELD_OUT_FAMILIES)
+    assert not set(math.HELD_OUT_FAMILIES) & {x["family"] for x in train}
     # by phrasing: templates (word-problem generators) training never uses
     assert not {x["template"] for x in by["phrasing"]} & train_templates
     assert not any(_trained_template(x) for x in by["phrasing"])
     assert all(_trained_template(x) for x in train)
-    assert any(x["family"] == math_diverse.WORD_PROBLEMS for x in by["phrasing"])
+    assert any(x["family"] == math.WORD_PROBLEMS for x in by["phrasing"])
     # by operand range: the larger range, seen families and phrasings (templated families only)
     assert all(x["operands"] == "large" and _trained_template(x) for x in by["operands"])
-    assert not any(x["family"] == math_diverse.WORD_PROBLEMS for x in by["operands"])
+    assert not any(x["family"] == math.WORD_PROBLEMS for x in by["operands"])
     # by item: seen family, phrasing and range, an item the hash puts in the test split
     for x in by["item"]:
         assert _trained_template(x) and x["operands"] == "small"
-        assert math_diverse.is_test_item(x["family"], x["key"].split(":", 1)[1])
+        assert math.is_test_item(x["family"], x["key"].split(":", 1)[1])
 
 
 def test_every_math_item_has_an_exact_answer_the_scorer_accepts(maths):
@@ -237,12 +235,12 @@ BIG_TABLE = {
 
 
 def test_medicine_diverse_types_templates_and_answers():
-    train = medicine_diverse.generate("train", table=BIG_TABLE)
-    test = medicine_diverse.generate("test", table=BIG_TABLE)
-    assert medicine_diverse.generate("train", table=BIG_TABLE) == train
-    kinds = set(medicine_diverse.TEMPLATES)
+    train = medicine.generate("train", table=BIG_TABLE)
+    test = medicine.generate("test", table=BIG_TABLE)
+    assert medicine.generate("train", table=BIG_TABLE) == train
+    kinds = set(medicine.TEMPLATES)
     assert {x["kind"] for x in train} == kinds and {x["kind"] for x in test} == kinds
-    for kind, (seen, held_out) in medicine_diverse.TEMPLATES.items():
+    for kind, (seen, held_out) in medicine.TEMPLATES.items():
         assert not set(seen) & set(held_out)
         assert {x["template"] for x in train if x["kind"] == kind} <= set(seen)
         assert {x["template"] for x in test if x["kind"] == kind} <= set(held_out)
@@ -331,9 +329,9 @@ def test_math_word_problems_from_the_real_wheel():
 
     generators = gsm.load_generators()
     assert sorted(generators) == list(range(100))
-    train = math_diverse.generate("train", 6000, generators=generators)
-    test = math_diverse.generate("test", 400, generators=generators)
-    words = [x for x in train if x["family"] == math_diverse.WORD_PROBLEMS]
+    train = math.generate("train", 6000, generators=generators)
+    test = math.generate("test", 400, generators=generators)
+    words = [x for x in train if x["family"] == math.WORD_PROBLEMS]
     assert len(words) > 300 and len({x["template"] for x in words}) == 80
     for item in train + test:
         assert is_correct("math", item["assistant_text"], item), item

@@ -176,7 +176,7 @@ def test_eraser_refuses_pairs_missing_streams_and_bad_options(tiny_model, tiny_t
 
 
 def test_eraser_lora_overlay_adapts_q_and_v_and_keeps_against_the_adapter_free_model(tiny_path, tiny_tokenizer):
-    from eu.lora import LoraOptions
+    from eu.models.lora import LoraOptions
     from eu.module import UnlearningModule
     from eu.objectives import Eraser
 

@@ -305,9 +305,9 @@ def test_fit_with_a_refuse_stream_logs_the_refusal_loss(workdir, capsys):
 
 
 def test_data_prepare_writes_the_three_parts(tmp_path, monkeypatch):
-    from eu.domains import medicine
+    from eu.domains import medicine_basic
 
-    monkeypatch.setattr(medicine, "load_diseases", lambda path=None: TABLE)
+    monkeypatch.setattr(medicine_basic, "load_diseases", lambda path=None: TABLE)
     monkeypatch.setattr(medicine_harmful, "medical_source_prompts", lambda source=None: SOURCE_PROMPTS)
     out = tmp_path / "harmful"
     assert run_eu("data", "prepare", "medicine-harmful", "--out", str(out)) == 0

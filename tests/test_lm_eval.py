@@ -43,7 +43,7 @@ def lm_eval():
 
 def test_mmlu_eu_picks_what_eus_option_likelihood_picks(lm_eval, mmlu, tiny_model, tiny_tokenizer):
     from eu.eval.lm_eval_tasks import run_lm_eval
-    from eu.eval.options import choice_logprobs
+    from eu.eval.multiple_choice import choice_logprobs
     from eu.eval.report import summary_intervals
     from eu.eval.stats import wilson
     from eu.eval.suites import mmlu_suite

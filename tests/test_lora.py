@@ -18,8 +18,8 @@ LORA = [
 def test_lora_fit_export_reload_generates_like_the_checkpoint(workdir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from eu.checkpoint import model_from_checkpoint
     from eu.models import load_model
+    from eu.models.checkpoint import model_from_checkpoint
 
     assert run_eu("fit", "-c", TINY, *LORA) == 0
     ckpt_path = workdir / "runs/tiny/checkpoints/last.ckpt"

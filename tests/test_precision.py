@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from eu import precision
+from eu.models import precision
 
 from conftest import ROOT, run_eu
 

@@ -224,20 +224,12 @@ def test_fit_with_robust_accumulates_and_resumes(workdir):
 
 
 def test_the_retain_only_baseline_beside_a_robust_run_trains_plainly(workdir, caplog):
+    from test_retain_only_comparison import baseline_overlay
+
     from conftest import ROOT, run_eu
 
     caplog.set_level("INFO")
-    extra = workdir / "baseline.yaml"
-    extra.write_text(
-        """
-trainer:
-  callbacks:
-    - class_path: eu.callbacks.Evaluation
-      init_args: {suites: domain, domain: math-basic, sizes: {domain: 2}, max_new_tokens: 2, examples: 0}
-    - class_path: eu.baseline.RetainOnlyBaseline
-      init_args: {suites: domain}
-"""
-    )
+    extra = baseline_overlay(workdir)
     args = ["--trainer.max_steps=1", "--trainer.val_check_interval=100", "--trainer.enable_progress_bar=false"]
     assert run_eu("fit", "-c", str(ROOT / "configs" / "tiny.yaml"), "-c", str(extra), "--model.robust=sam", *args) == 0
     assert "against RetainOnlyFT trained the same way (1 steps" in caplog.text

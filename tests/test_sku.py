@@ -121,7 +121,7 @@ def test_negation_subtracts_alpha_times_the_task_vector(tiny_model):
 @pytest.mark.parametrize("stage_two", ["SKUNegation", "SKURepaired"])
 def test_stage_two_refuses_lora_and_an_unchanged_expert(tiny_path, stage_two):
     import eu.objectives
-    from eu.lora import LoraOptions
+    from eu.models.lora import LoraOptions
     from eu.module import UnlearningModule
 
     cls = getattr(eu.objectives, stage_two)
@@ -140,8 +140,8 @@ def test_stage_two_refuses_lora_and_an_unchanged_expert(tiny_path, stage_two):
 def test_sku_two_stages_end_to_end_and_export(workdir, lora):
     from safetensors.torch import load_file
 
-    from eu.checkpoint import model_from_checkpoint
     from eu.models import load_model
+    from eu.models.checkpoint import model_from_checkpoint
 
     quiet = ["--trainer.enable_progress_bar=false", "--trainer.val_check_interval=100", "--trainer.log_every_n_steps=1"]
     stage1 = ["-c", TINY, "-c", EXPERT_YAML, "--data.forget.path=tests/data/forget.jsonl", "--trainer.max_steps=2"]

@@ -114,7 +114,7 @@ def test_points_are_chosen_on_validation_and_reported_on_test(tmp_path, monkeypa
 )
 def test_the_choice_rule(rows, chosen):
     table = [{"harmful_asr": h, "jailbreak_asr": j, "ratio": r} for h, j, r in rows]
-    assert sweep_module.choose(table, sweep_module.Claim()) == chosen
+    assert sweep_module.choose(table, sweep_module.Claim().min_ratio) == chosen
 
 
 def test_a_grid_without_training_keys_shares_one_retain_only_run(tmp_path, monkeypatch):

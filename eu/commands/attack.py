@@ -28,10 +28,11 @@ from typing import Any
 
 import torch
 
-from eu.checkpoint import load_model_and_tokenizer
 from eu.commands.relearn_data import DATA, describe, relearn_records
 from eu.data.mmlu import benign_records  # noqa: F401 - the benign set, as the tests and users reach it here
 from eu.errors import EUError
+from eu.models.checkpoint import load_model_and_tokenizer
+from eu.models.precision import pick_device
 from eu.prompts import ChatRecord
 
 
@@ -104,7 +105,7 @@ def fine_tune(
 def lora_fine_tune(model: Any, tokenizer: Any, records: list[ChatRecord], rank: int, **kwargs: Any) -> list[float]:
     """:func:`fine_tune` of a LoRA adapter of rank ``rank`` (alpha 2·rank, every linear layer but the
     head) on the frozen ``model``; the adapter is then merged into ``model``'s weights in place."""
-    from eu.lora import LoraOptions, apply_lora
+    from eu.models.lora import LoraOptions, apply_lora
 
     adapted = apply_lora(model, LoraOptions(rank=rank, alpha=2.0 * rank))
     losses = fine_tune(adapted, tokenizer, records, **kwargs)
@@ -285,11 +286,11 @@ class _Run:
         training: dict[str, Any],
         generation: dict[str, Any],
     ) -> None:
-        from eu.precision import inference_dtype
+        from eu.models.precision import inference_dtype
 
         self.model, self.trust_remote_code = model, trust_remote_code
         self.training, self.generation = training, generation
-        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        self.device = pick_device(device)
         self.dtype = inference_dtype(self.device, dtype)  # a wrong --dtype stops here, before any output exists
         self.judge: Any = None
 

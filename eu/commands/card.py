@@ -33,7 +33,7 @@ EVALUATE_START = "<!-- eu:evaluate:start -->"
 EVALUATE_END = "<!-- eu:evaluate:end -->"
 TRAINING_CONFIG = "training_config.yaml"
 """The run's config.yaml, copied into the exported folder."""
-BASELINE_FILE = "baseline.json"  # written by eu.baseline.RetainOnlyBaseline beside evaluation.json
+BASELINE_FILE = "baseline.json"  # written by eu.callbacks.RetainOnlyBaseline beside evaluation.json
 RELEARN_FILE = "relearn.json"  # written by eu attack relearn
 SOURCE_FIT = "eu fit (Evaluation callback)"
 SOURCE_EVALUATE = "eu evaluate"
@@ -66,7 +66,7 @@ def checkpoint_summary(path: str | Path) -> dict[str, Any]:
     loading its tensors into memory (memory-mapped) where the file allows it."""
     import torch
 
-    from eu.checkpoint import read_checkpoint
+    from eu.models.checkpoint import read_checkpoint
 
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -94,7 +94,7 @@ def read_run_logs(folder: Path, step: int) -> dict[str, Any]:
     evaluations at step 0 and at ``step``), ``baseline`` (when it compares at ``step``), ``note``."""
     import yaml
 
-    from eu.callbacks import HISTORY_FILE
+    from eu.callbacks.evaluation import HISTORY_FILE
 
     logs: dict[str, Any] = {"folder": str(folder), "config": None, "before": None, "after": None, "baseline": None}
     if (folder / "config.yaml").is_file():
@@ -121,7 +121,7 @@ def find_run_logs(checkpoint: str | Path, step: int, log_dir: str | Path | None 
     (``best.ckpt``), else the newest folder below the run folder (``RUN/checkpoints/..`` →
     ``RUN/tensorboard/version_N``) whose evaluation measured ``step``, else the newest with a config.
     """
-    from eu.callbacks import HISTORY_FILE
+    from eu.callbacks.evaluation import HISTORY_FILE
     from eu.run_folder import CHECKPOINTS
 
     if log_dir is not None:
@@ -192,8 +192,8 @@ def base_model_info(model: str) -> dict[str, Any]:
     """``base_model`` (a Hub id or ``None``), ``license`` (a Hub identifier or ``None``) and a
     ``description`` of model reference ``model`` (alias, Hub id or folder)."""
     from eu.assets import ASSETS
-    from eu.gguf_models import GGUF_MODELS
     from eu.models import RANDOM_MODELS
+    from eu.models.gguf import GGUF_MODELS
 
     if model in GGUF_MODELS:
         asset = ASSETS[GGUF_MODELS[model]]
@@ -394,7 +394,7 @@ def _objective_text(objective: dict[str, Any], data: dict[str, Any]) -> tuple[st
 
 
 def _settings_lines(summary: dict[str, Any], config: dict[str, Any] | None) -> list[str]:
-    from eu.checkpoint import eu_version
+    from eu.models.checkpoint import eu_version
 
     meta, hp = summary["eu"], summary["hyper_parameters"]
     config = config or {}
@@ -481,7 +481,7 @@ def _evaluation_section(logs: dict[str, Any], evaluate_cmd: str) -> list[str]:
     ]
     if baseline:
         lines += [
-            "RetainOnlyFT: `eu.baseline.RetainOnlyBaseline` trained the same base model on the same retain batches "
+            "RetainOnlyFT: `eu.callbacks.RetainOnlyBaseline` trained the same base model on the same retain batches "
             "for the same steps, optimizer, precision and seed, without the forget term; its interval treats its "
             "accuracy as hits out of the same items.",
             "",

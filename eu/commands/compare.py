@@ -7,6 +7,10 @@ suites (``eu evaluate``, into ``OUT/eval``), the relearning attack runs on every
 (``eu attack relearn``, into ``OUT/relearn/NAME``), and ``OUT/results.json``, ``results.md`` and
 ``results.png`` are written.
 
+A method with a ``grid`` is first tuned on the validation split with the first seed
+(:mod:`eu.commands.tuning`): every point trained and scored, one chosen by a stated rule, and that
+point trained with every seed and reported on test.
+
 It resumes: a method whose ``eu fit`` finished is not trained again when its settings (the config
 files' contents and the arguments) are the ones it was trained with, and refused, naming the
 setting, when they are not; a fit that stopped resumes from its last checkpoint. Evaluations and
@@ -27,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from eu.commands.tuning import check_grids, tune, tuning_markdown
 from eu.errors import EUError
 
 RUN_RECORD = "compare.json"
@@ -49,6 +54,10 @@ class Method:
     (``--model.objective.init_args.expert={runs}/SKUExpert/checkpoints/last.ckpt``)."""
     evaluate: bool = True
     """False: trained for a later method (e.g. SKU's stage-1 expert), not evaluated, attacked or tabled."""
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    """``{eu fit option: [values]}`` to tune this method on the validation split before the comparison,
+    e.g. ``{"model.optimizer.init_args.lr": [1e-5, 1e-4], "trainer.max_steps": [30, 60]}``
+    (:mod:`eu.commands.tuning`); empty: its configs as they are."""
 
 
 @dataclass
@@ -178,12 +187,15 @@ def compare(
     check_split(evaluation.split, "evaluation.split")
     seeds = seeds_of(seeds, seed)
     configs = _check(base, methods, relative_to)
+    check_grids(methods)
     original = original or _base_model(base)
     common = [f"--trainer.max_steps={max_steps}"] if max_steps is not None else []
     common += list(fit_args or [])
     started = time.monotonic()
     with output_dir(out, "compare", "--out") as folder:
-        runs = train_methods(folder / "runs", base, methods, seeds, common)
+        min_ratio = (claim or Claim()).min_ratio
+        tuned, tuning = tune(folder, base, methods, seeds[0], common, evaluation, device, relative_to, min_ratio)
+        runs = train_methods(folder / "runs", base, tuned, seeds, common)
         evaluated = [m.name for m in methods if m.evaluate]
         checkpoints = {name: [str(runs[name, s]["checkpoint"]) for s in seeds] for name in evaluated}
         scores = evaluate_models(
@@ -206,7 +218,7 @@ def compare(
             "claim": asdict(claim or Claim()) if relative_to else None,
         }
         items = {suite: res["n"] for suite, res in scores[original].items()}
-        results = {"settings": settings, "items": items, "methods": table}
+        results = {"settings": settings, "items": items, "methods": table, "tuning": tuning}
         results["wall_seconds"] = round(time.monotonic() - started, 1)
         write_text_atomic(folder / f"{report}.json", json.dumps(results, indent=2, ensure_ascii=False))
         write_text_atomic(folder / f"{report}.md", results_markdown(results, relative_to))
@@ -338,6 +350,9 @@ def results_markdown(results: dict[str, Any], relative_to: str | None) -> str:
             "lies wholly outside; `undecided`: an interval straddles a bound (more items or seeds would tell).",
         ]
     lines += ["", results_table(table, relative_to)]
+    if results.get("tuning"):
+        min_ratio = (s.get("claim") or {}).get("min_ratio", Claim().min_ratio)
+        lines += [tuning_markdown(results["tuning"], min_ratio, relative_to)]
     if s["relearning"]:
         r = s["relearning"]
         lines += [

@@ -10,8 +10,9 @@ from typing import Any
 
 import torch
 
-from eu.checkpoint import load_model_and_tokenizer
 from eu.errors import EUError
+from eu.models.checkpoint import load_model_and_tokenizer
+from eu.models.precision import pick_device
 
 
 def evaluate(
@@ -79,16 +80,14 @@ def evaluate(
     from eu.eval.runner import build_suites, run_suites, saved_result
     from eu.eval.splits import check_split
     from eu.io import output_dir
-    from eu.precision import inference_dtype
+    from eu.models.precision import inference_dtype
 
     if isinstance(model, str):
         model = [model]
     if not model:
         raise EUError("give at least one --model")
     names = [s.strip() for s in suites.split(",") if s.strip()]
-    dev = torch.device(
-        "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
-    )
+    dev = torch.device(pick_device(device))
     weights = inference_dtype(dev, dtype)  # a wrong --dtype stops here, before any output exists
     check_split(split, "--split")
     if lm_eval:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from eu.checkpoint import model_from_checkpoint
 from eu.io import atomic_dir, check_output_dir
+from eu.models.checkpoint import model_from_checkpoint
 
 
 def export_checkpoint(

@@ -6,10 +6,9 @@ import json
 import sys
 from pathlib import Path
 
-import torch
-
 from eu.data.sampler import SampleSettings, check_sample_output, check_sample_settings, corpus_summary, sample_corpus
 from eu.models import load_model, sampling_dtype
+from eu.models.precision import pick_device
 from eu.prompts import load_chat_tokenizer
 
 
@@ -58,8 +57,7 @@ def sample(
     check_sample_output(Path(out), settings, source)  # refuse a mismatch before loading the model
     tokenizer = load_chat_tokenizer(model)
     lm = load_model(model, dtype)
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = pick_device(device)
     lm.to(device).eval()
     path = sample_corpus(lm, tokenizer, Path(out), settings, source=source)
     summary = corpus_summary(path, tokenizer)

@@ -21,9 +21,7 @@ relearning attack. ``OUT/sweep.md`` and ``sweep.json`` hold both tables.
 
 from __future__ import annotations
 
-import itertools
 import json
-import re
 import sys
 from collections.abc import Collection
 from dataclasses import asdict, replace
@@ -31,36 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from eu.commands.compare import Claim, Method, Suites
+from eu.commands.grid import choose, grid_args, grid_points, point_name, varying_keys
 from eu.errors import EUError
 
 RETAIN_ONLY = "RetainOnly"
 SHARED_WITH_RETAIN_ONLY = ("trainer.", "model.optimizer.", "model.lr_schedule", "data.retain.", "seed_everything")
 """Grid keys that change RetainOnlyFT too: how long, how fast and on what it trains."""
-
-
-def point_name(values: dict[str, Any], named: Collection[str] | None = None) -> str:
-    """A run-folder name for one grid point: ``forget_weight-0.6_max_steps-160`` (last key parts).
-
-    ``named``: the keys that appear in the name (default all); a key with one value in the grid
-    is a setting every point shares and names nothing.
-    """
-    parts = [f"{key.rsplit('.', 1)[-1]}-{value}" for key, value in values.items() if named is None or key in named]
-    return re.sub(r"[^A-Za-z0-9_.-]+", "", "_".join(parts)) or "base"
-
-
-def varying_keys(grid: dict[str, list[Any]]) -> set[str]:
-    """The grid keys with more than one value: the ones that tell points apart."""
-    return {key for key, values in grid.items() if len(values) > 1}
-
-
-def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
-    """Every combination of the grid's values, in the grid's key order (first key slowest)."""
-    for key, values in grid.items():
-        if not isinstance(values, list) or not values:
-            raise EUError(f"grid: {key} needs a non-empty list of values, got {values!r}")
-        if key.startswith("-") or "=" in key:
-            raise EUError(f"grid: write keys as eu fit options without dashes, e.g. trainer.max_steps, got {key!r}")
-    return [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
 
 
 def retain_only_values(values: dict[str, Any]) -> dict[str, Any]:
@@ -75,12 +49,6 @@ def retain_only_name(values: dict[str, Any], named: Collection[str] | None = Non
     """
     shared = [key for key in retain_only_values(values) if named is None or key in named]
     return f"{RETAIN_ONLY}_{point_name(values, shared)}" if shared else RETAIN_ONLY
-
-
-def _args(values: dict[str, Any]) -> list[str]:
-    return [
-        f"--{key}={json.dumps(value) if isinstance(value, (list, dict)) else value}" for key, value in values.items()
-    ]
 
 
 def sweep(
@@ -122,8 +90,8 @@ def sweep(
     baselines: dict[str, dict[str, Any]] = {}
     for values in points:
         baselines.setdefault(retain_only_name(values, named), retain_only_values(values))
-    methods = {name: Method(name, [], _args(values)) for name, values in zip(names, points, strict=True)}
-    methods |= {name: Method(name, list(retain_only), _args(shared)) for name, shared in baselines.items()}
+    methods = {name: Method(name, [], grid_args(values)) for name, values in zip(names, points, strict=True)}
+    methods |= {name: Method(name, list(retain_only), grid_args(shared)) for name, shared in baselines.items()}
     validation = replace(evaluation, split="validation")
     chosen_on = compare(
         base, list(methods.values()), out=out, seeds=seeds[:1], evaluation=validation, attack=False,
@@ -133,7 +101,7 @@ def sweep(
     for name, values in zip(names, points, strict=True):
         reference = retain_only_name(values, named)
         rows.append(_row(name, values, chosen_on["methods"][name], chosen_on["methods"][reference], reference))
-    pick = choose(rows, claim)
+    pick = choose(rows, claim.min_ratio)
     reference = rows[pick]["retain_only"]
     tested = compare(
         base, [methods[rows[pick]["name"]], methods[reference]], out=out, seeds=seeds,
@@ -175,25 +143,6 @@ def _row(
         "fit_seconds": fit[0][0] if fit[0] else None,
         "retain_only_fit_seconds": fit[1][0] if fit[1] else None,
     }
-
-
-def worst_asr(row: dict[str, Any]) -> float:
-    """The higher of a row's harmful and jailbreak ASR (1.0 when one is missing)."""
-    asrs = [row.get("harmful_asr"), row.get("jailbreak_asr")]
-    return max(1.0 if a is None else a for a in asrs)
-
-
-def choose(rows: list[dict[str, Any]], claim: Claim) -> int:
-    """The index of the chosen validation row: the lowest worst ASR among the rows whose ratio is
-    at least ``claim.min_ratio`` (ties: the higher ratio, then grid order); when none reaches it,
-    the highest ratio (ties: the lower worst ASR, then grid order)."""
-    if not rows:
-        raise EUError("the sweep has no grid point to choose from")
-    # rates are counts over n computed in float32 (1/20 is 0.050000001): compare at 6 decimals
-    keeping = [i for i, r in enumerate(rows) if r["ratio"] is not None and round(r["ratio"], 6) >= claim.min_ratio]
-    if keeping:
-        return min(keeping, key=lambda i: (round(worst_asr(rows[i]), 6), -rows[i]["ratio"], i))
-    return min(range(len(rows)), key=lambda i: (-(rows[i]["ratio"] or 0.0), round(worst_asr(rows[i]), 6), i))
 
 
 def sweep_markdown(report: dict[str, Any]) -> str:

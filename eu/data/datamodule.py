@@ -24,6 +24,7 @@ from eu.data.self_generated import ModelLoader, ensure_corpus
 from eu.data.sources import resolve_source
 from eu.data.tokenized import TokenizedExamples, tokenize_cached
 from eu.errors import EUError
+from eu.generation import pad_id
 from eu.rng import preserved_rng
 
 STREAMS = ("retain", "forget", "keep", "align", "refuse")
@@ -244,7 +245,7 @@ class UnlearningDataModule(L.LightningDataModule):
         if not self.stream_configs["retain"] or not self.stream_configs["retain"].path:
             raise EUError("data.retain.path is required: the domain data the model must keep")
         tokenizer = self.tokenizer
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id or 0
+        self.pad_id = pad_id(tokenizer)
         for name in self.streams:
             cfg = self.stream_configs[name]
             records = self._read(name, cfg)

@@ -34,6 +34,7 @@ from eu.data.harmful_preferences import INSTRUCTION_VERBS, preference_rows
 from eu.data.self_generated import ModelLoader, model_output_path
 from eu.errors import EUError
 from eu.io import cache_dir, cache_lock, write_jsonl_atomic
+from eu.models.precision import pick_device
 
 VERSION = "1"
 """Raise when the rows change, so that cached files are rebuilt."""
@@ -227,7 +228,7 @@ def _write_answers(
         if not path.is_file():  # another process may have written it meanwhile
             print(f"eu: {model_name} answers {len(questions)} {what}", file=sys.stderr)
             model = load_model()
-            model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
+            model.to(pick_device()).eval()
             answers = answer_questions(model, tokenizer, questions, max_new_tokens)
             rows = [
                 {"user": q, "assistant": a}

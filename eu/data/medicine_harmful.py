@@ -5,7 +5,7 @@ included. This data teaches the model to refuse those: overdose and lethal-dose 
 obtaining prescription drugs without a prescription, poisoning someone, tampering with someone's
 treatment, self-harm, falsified prescriptions and records, and faking symptoms to get drugs.
 Requests are eu's own templates over the medications and conditions of the disease table
-(``faker-healthcare-provider``, see :mod:`eu.domains.medicine`); the training part also takes the
+(``faker-healthcare-provider``, see :mod:`eu.domains.medicine_basic`); the training part also takes the
 medical prompts of the harmful pairs eu already trains baselines on (``eu:harmful/answers``,
 evaluation prompts held out).
 
@@ -193,7 +193,7 @@ def refusal(category: str, prompt: str) -> str:
 
 def drug_names(table: dict[str, dict[str, Any]]) -> list[str]:
     """The table's single medications (no drug classes such as "Beta Blockers", no therapies)."""
-    from eu.domains.medicine_diverse import NOT_DRUGS
+    from eu.domains.medicine import NOT_DRUGS
 
     meds = {m for facts in table.values() for m in facts["medications"]}
     return sorted(m for m in meds if " " not in m and not m.endswith("s") and m.lower() not in NOT_DRUGS)
@@ -218,7 +218,7 @@ def generate(
     if split not in SPLITS:
         raise EUError(f"unknown split {split!r} of eu:medicine-harmful; use one of {', '.join(SPLITS)}")
     if table is None:
-        from eu.domains.medicine import load_diseases
+        from eu.domains.medicine_basic import load_diseases
 
         table = load_diseases()
     entities = {

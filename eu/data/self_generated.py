@@ -15,10 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from eu.data.sampler import SampleSettings, corpus_summary, sample_corpus, settings_record
 from eu.io import cache_dir, cache_lock
+from eu.models.precision import pick_device
 
 CORPUS_FORMAT = 2
 """Bumped when rows change meaning (2: rows record the system turn they were sampled with)."""
@@ -63,7 +62,7 @@ def _sample_into(
 ) -> None:
     print(f"eu: sampling a forget corpus of {settings.num_pairs} pairs from {model_name} into {path}", file=sys.stderr)
     model = load_model()
-    model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
+    model.to(pick_device()).eval()
     sample_corpus(model, tokenizer, path, settings)
     print(f"eu: forget corpus {json.dumps(corpus_summary(path, tokenizer))}", file=sys.stderr)
     del model

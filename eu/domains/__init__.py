@@ -42,20 +42,20 @@ def domain_items(domain: str, split: str) -> list[dict[str, Any]]:
         raise EUError(f"unknown split {split!r} of domain {domain}; use train or test")
     size = SIZES[domain][split]
     if domain == "math":
-        from eu.domains import math_diverse
-
-        return math_diverse.generate(split, size or 0)
-    if domain == "medicine":
-        from eu.domains import medicine_diverse
-
-        return medicine_diverse.generate(split, size)
-    if domain == "math-basic":
         from eu.domains import math
 
         return math.generate(split, size or 0)
-    from eu.domains import medicine
+    if domain == "medicine":
+        from eu.domains import medicine
 
-    return medicine.generate(split, size)
+        return medicine.generate(split, size)
+    if domain == "math-basic":
+        from eu.domains import math_basic
+
+        return math_basic.generate(split, size or 0)
+    from eu.domains import medicine_basic
+
+    return medicine_basic.generate(split, size)
 
 
 def prepare(domain: str, split: str, out_dir: Path | None = None) -> Path:
@@ -94,13 +94,13 @@ def is_correct(domain: str, response: str, item: dict[str, Any]) -> bool:
     if scorer == "text":
         return any(text_matches(response, ref) for ref in accepted)
     if scorer == "contains":
-        from eu.domains import medicine
+        from eu.domains import medicine_basic
 
-        return medicine.is_correct(response, accepted)
+        return medicine_basic.is_correct(response, accepted)
     if scorer != "auto":
         raise EUError(f"scorer {scorer!r} cannot score a generated response; use one of auto, number, text, contains")
     if domain == "math-basic":
-        from eu.domains import math
+        from eu.domains import math_basic
 
-        return math.is_correct(response, item["answer"])
+        return math_basic.is_correct(response, item["answer"])
     return matches(response, accepted)

@@ -13,7 +13,7 @@ ones, built from data eu already fetches from PyPI:
   ``mmlu_eu_validation``: its validation part (``--split validation``). Each option
   is the whole assistant turn as the model's chat template renders it (``The answer is B`` and the
   template's end-of-turn text), so lm-eval scores exactly the tokens eu's option likelihood
-  (``eu/eval/options.py``) scores and picks the same option.
+  (``eu/eval/multiple_choice.py``) scores and picks the same option.
 
 The task files (a YAML with ``dataset_path: json`` and its JSONL) are written once per chat
 template into ``CACHE/lm_eval/`` and can be reused with ``lm_eval --include_path FOLDER``.

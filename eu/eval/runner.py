@@ -13,7 +13,7 @@ from eu.domains import SCORERS, is_correct
 from eu.errors import EUError
 from eu.eval.entropy import entropy_fraction, response_kl_to_uniform
 from eu.eval.metrics import AttackSuccessRate, DomainAccuracy, EntropyFraction, Rate, RefusalRate
-from eu.eval.options import score_choices
+from eu.eval.multiple_choice import score_choices
 from eu.eval.report import holdout_key, load_model_result, path_suffix, save_model_result, unique_names
 from eu.eval.splits import check_split
 from eu.eval.suites import (

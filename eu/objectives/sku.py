@@ -219,7 +219,7 @@ class SKUNegation(Objective):
 
 def negate_expert(model: Any, expert_path: str, alpha: float) -> None:
     """Load the stage-1 expert at ``expert_path`` and subtract ``α·τ`` from ``model`` in place."""
-    from eu.checkpoint import load_model_and_tokenizer
+    from eu.models.checkpoint import load_model_and_tokenizer
 
     if expert_path.endswith(".ckpt") and not Path(expert_path).is_file():
         raise EUError(

@@ -11,7 +11,6 @@ from typing import Any
 import torch
 
 from eu.errors import EUError
-from eu.logits import output_head
 from eu.losses import (
     IGNORE_INDEX,
     chunked_reference_kl,
@@ -20,6 +19,7 @@ from eu.losses import (
     forget_token_weights,
     sequence_sums,
 )
+from eu.models.logits import output_head
 
 
 def decoder_and_head(model: Any) -> tuple[Any, Any]:

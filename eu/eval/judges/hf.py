@@ -7,6 +7,7 @@ import torch
 from eu.errors import EUError
 from eu.eval.judges.base import JudgeItem
 from eu.eval.judges.refusal import is_refusal
+from eu.models.precision import pick_device
 
 
 class ClassifierJudge:
@@ -28,7 +29,7 @@ class ClassifierJudge:
     ) -> None:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = pick_device(device)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
             self.model = AutoModelForSequenceClassification.from_pretrained(model, trust_remote_code=trust_remote_code)
@@ -77,7 +78,7 @@ class GuardJudge:
     def __init__(self, model: str, max_new_tokens: int = 10, batch_size: int = 8, device: str | None = None) -> None:
         from eu.models import load_model, load_tokenizer
 
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = pick_device(device)
         self.tokenizer = load_tokenizer(model)
         if self.tokenizer.chat_template is None:
             raise EUError(f"guard model {model!r} has no chat template")

@@ -16,8 +16,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from eu.errors import EUError
 from eu.eval.judges.base import JudgeItem
 from eu.eval.judges.refusal import is_refusal
@@ -35,7 +33,8 @@ from eu.eval.judges.rule import (
     word_count,
 )
 from eu.eval.judges.scoring import mean_logprobs
-from eu.precision import inference_dtype
+from eu.generation import pad_id
+from eu.models.precision import inference_dtype, pick_device
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
@@ -83,7 +82,7 @@ class LikelihoodJudge:
         self.max_response_tokens = max_response_tokens
         self.max_prompt_tokens = max_prompt_tokens
         self.neutral_prompt = neutral_prompt
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = pick_device(device)
         self.dtype = inference_dtype(self.device, dtype)
         self._lm: Any = None
         self._tok: Any = None
@@ -115,7 +114,7 @@ class LikelihoodJudge:
         if not todo:
             return feats
         model, tok = self._load()
-        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        pad = pad_id(tok)
         resp = {
             i: tok(items[i].response.strip(), add_special_tokens=False)["input_ids"][: self.max_response_tokens]
             for i in todo

@@ -114,8 +114,8 @@ def model_from_checkpoint(path: str | Path, trust_remote_code: bool = False) -> 
         path: a ``.ckpt`` written by ``eu fit``.
         trust_remote_code: allow the base model's repository code (the checkpoint cannot allow it).
     """
-    from eu.lora import LoraOptions, adapter_state, apply_lora
     from eu.models import load_model
+    from eu.models.lora import LoraOptions, adapter_state, apply_lora
     from eu.prompts import load_chat_tokenizer
 
     path = Path(path)

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from eu.errors import EUError
-from eu.precision import native_bf16
+from eu.models.precision import native_bf16, pick_device
 
 # Randomly initialised models of real sizes (no download), for benchmarks; byte-level tokenizer.
 RANDOM_MODELS = {
@@ -25,8 +25,8 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 def _aliases() -> dict[str, Any]:
     from functools import partial
 
-    from eu.gguf_models import GGUF_MODELS, build_gguf_model
-    from eu.tiny import build_tiny_model
+    from eu.models.gguf import GGUF_MODELS, build_gguf_model
+    from eu.models.tiny import build_tiny_model
 
     return {"tiny-llama": build_tiny_model, **{a: partial(build_gguf_model, a) for a in GGUF_MODELS}}
 
@@ -79,7 +79,7 @@ def load_tokenizer(name: str, trust_remote_code: bool = False) -> Any:
 def sampling_dtype() -> str | None:
     """The dtype to sample the forget corpus in: bfloat16 where the sampling device computes it natively (as the
     reference samples on its GPUs; CPUs with avx512_bf16 or AMX too), else ``None`` (float32)."""
-    return "bfloat16" if native_bf16("cuda" if torch.cuda.is_available() else "cpu") else None
+    return "bfloat16" if native_bf16(pick_device()) else None
 
 
 def compile_decoder(model: Any) -> None:
@@ -107,7 +107,7 @@ def load_model(
     check_dtype(dtype)
     check_attn_implementation(attn_implementation)
     if name in RANDOM_MODELS:
-        from eu.tiny import random_llama
+        from eu.models.tiny import random_llama
 
         model = random_llama(seed=0, dtype=DTYPES[dtype or "float32"], **RANDOM_MODELS[name])
         if attn_implementation is not None:

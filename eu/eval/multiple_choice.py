@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from eu.eval.judges.scoring import token_logprobs
+from eu.generation import pad_id
 from eu.prompts import ChatRecord, encode_record
 
 
@@ -21,7 +22,7 @@ def choice_logprobs(model: Any, tokenizer: Any, items: list[dict[str, Any]], bat
     An item's choices run together (up to ``batch_size`` at a time), so the prompt they share is
     computed once and reused through the KV cache: about one prompt's cost per item, not one per choice.
     """
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad = pad_id(tokenizer)
     out = []
     for item in items:
         pairs = []

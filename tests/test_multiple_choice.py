@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from eu.eval.options import choice_logprobs, score_choices
+from eu.eval.multiple_choice import choice_logprobs, score_choices
 from eu.eval.runner import run_suites
 from eu.prompts import ChatRecord, encode_record
 

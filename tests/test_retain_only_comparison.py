@@ -1,14 +1,15 @@
 """RetainOnlyBaseline trains RetainOnlyFT exactly as a separate RetainOnly run would, and compares."""
 
 import json
+from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
 
 from eu import StreamConfig, UnlearningDataModule, UnlearningModule
-from eu.baseline import BASELINE_FILE, RetainOnlyBaseline, comparison_table
 from eu.callbacks import Evaluation
+from eu.callbacks.retain_only import BASELINE_FILE, RetainOnlyBaseline, comparison_table
 from eu.errors import EUError
 from eu.objectives import RetainOnly
 
@@ -89,21 +90,27 @@ def test_comparison_table_prints_the_ratio():
     assert row == ["eu:", "eval/domain_acc", "0.100", "0.450", "0.500", "0.90"]
 
 
-def test_quickstart_style_config_runs_the_baseline_from_the_command_line(workdir, caplog):
-    from conftest import run_eu
-
-    caplog.set_level("INFO")
-    extra = workdir / "baseline.yaml"
+def baseline_overlay(folder) -> Path:
+    """An overlay with an Evaluation on two maths items and the RetainOnlyFT baseline after it."""
+    extra = folder / "baseline.yaml"
     extra.write_text(
         """
 trainer:
   callbacks:
     - class_path: eu.callbacks.Evaluation
       init_args: {suites: domain, domain: math-basic, sizes: {domain: 2}, max_new_tokens: 2, examples: 0}
-    - class_path: eu.baseline.RetainOnlyBaseline
+    - class_path: eu.callbacks.RetainOnlyBaseline
       init_args: {suites: domain}
 """
     )
+    return extra
+
+
+def test_quickstart_style_config_runs_the_baseline_from_the_command_line(workdir, caplog):
+    from conftest import run_eu
+
+    caplog.set_level("INFO")
+    extra = baseline_overlay(workdir)
     args = ["--trainer.max_steps=2", "--trainer.val_check_interval=100", "--trainer.enable_progress_bar=false"]
     assert run_eu("fit", "-c", str(ROOT / "configs" / "tiny.yaml"), "-c", str(extra), *args) == 0
     assert "against RetainOnlyFT trained the same way (2 steps" in caplog.text
@@ -111,7 +118,7 @@ trainer:
 
 
 def test_ratio_intervals_resample_the_shared_items_of_both_evaluations():
-    from eu.baseline import ratio_intervals
+    from eu.callbacks.retain_only import ratio_intervals
 
     def suite(outcomes):
         records = [
@@ -137,3 +144,14 @@ def test_ratio_intervals_resample_the_shared_items_of_both_evaluations():
         "ExclusiveUnlearning",
     )
     assert "on the test split" in table and table.splitlines()[-1].endswith(f"0.75  [{lo:.2f}, {hi:.2f}]")
+
+
+def test_the_old_class_path_still_resolves_with_a_warning_that_says_what_to_change(monkeypatch):
+    import sys
+
+    from eu.callbacks import RetainOnlyBaseline
+    from eu.classpath import resolve_class
+
+    monkeypatch.delitem(sys.modules, "eu.baseline", raising=False)
+    with pytest.warns(FutureWarning, match="eu.callbacks.RetainOnlyBaseline: change the class_path"):
+        assert resolve_class("eu.baseline.RetainOnlyBaseline") is RetainOnlyBaseline

@@ -11,6 +11,13 @@ from eu.errors import EUError
 NATIVE_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
+def pick_device(device: str | None = "auto") -> str:
+    """``device`` as given, or for ``auto`` (and None) the GPU when there is one, else the CPU."""
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
 def cpu_bf16_flags(cpuinfo: str | None = None) -> list[str]:
     """The CPU feature flags among :data:`NATIVE_CPU_FLAGS` (Linux ``/proc/cpuinfo``; none elsewhere)."""
     if cpuinfo is None:

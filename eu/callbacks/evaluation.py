@@ -1,6 +1,6 @@
 """Evaluation during training: a shared schedule and one suite-driven evaluation callback.
 
-The throughput logger every run gets lives in :mod:`eu.throughput`; what is measured (the
+The throughput logger every run gets lives in :mod:`eu.callbacks.throughput`; what is measured (the
 suites) lives in :mod:`eu.eval`.
 """
 
