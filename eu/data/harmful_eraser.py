@@ -35,6 +35,7 @@ from eu.data.self_generated import ModelLoader, model_output_path
 from eu.errors import EUError
 from eu.io import cache_dir, cache_lock, write_jsonl_atomic
 from eu.models.precision import pick_device
+from eu.refusal import is_refusal
 
 VERSION = "1"
 """Raise when the rows change, so that cached files are rebuilt."""
@@ -72,9 +73,6 @@ ANSWER_SAMPLING: dict[str, Any] = {
 """How the authors sample the original model's answers (generate_help_data.py, generate_algn_data.py)."""
 ANSWER_SEED = 0
 """Seed of the answers' sampling."""
-REFUSAL_MARKERS = ("i'm sorry", "i am sorry", "i apologize", "i cannot", "i can't", "as an ai", "not appropriate")
-"""Answers containing one of these are left out, as Eraser drops the refusals of its helpful data."""
-
 WORD = re.compile(r"[A-Za-z][A-Za-z.'-]*[A-Za-z]|,")
 QUOTED = re.compile(r'"([^"]{3,80})"')
 NOT_ENTITIES = (
@@ -174,10 +172,10 @@ def entity_questions(prompts: list[str], limit: int = MAX_ENTITIES) -> list[str]
     return [ENTITY_QUESTIONS[_rng("entity", e).randrange(len(ENTITY_QUESTIONS))].format(e=e) for e in chosen]
 
 
-def is_refusal(answer: str) -> bool:
-    """Whether ``answer`` is empty or reads as a refusal."""
-    text = answer.lower().replace("\u2019", "'")
-    return not text.strip() or any(marker in text for marker in REFUSAL_MARKERS)
+def empty_or_refusal(answer: str) -> bool:
+    """Whether ``answer`` is empty or refuses anywhere in it (the judges' patterns, :mod:`eu.refusal`):
+    Eraser drops the refusals of its helpful data."""
+    return not answer.strip() or is_refusal(answer, window=len(answer))
 
 
 def answer_questions(
@@ -233,7 +231,7 @@ def _write_answers(
             rows = [
                 {"user": q, "assistant": a}
                 for q, a in zip(questions, answers, strict=True)
-                if a.strip() and (keep_refusals or not is_refusal(a))
+                if a.strip() and (keep_refusals or not empty_or_refusal(a))
             ]
             if not rows:
                 raise EUError(f"{model_name} refused or left empty all {len(questions)} {what}")

@@ -16,9 +16,9 @@ from eu.eval.judges.actionable import actionable, actionable_flags, actionable_r
 from eu.eval.judges.base import LABELS, Judge, JudgeItem, attack_success_rate
 from eu.eval.judges.hf import ClassifierJudge, GuardJudge
 from eu.eval.judges.likelihood import CALIBRATION_FILE, DEFAULT_MODEL, NEUTRAL_PROMPT, LikelihoodJudge
-from eu.eval.judges.refusal import REFUSAL_PATTERNS, REFUSAL_WINDOW, is_refusal
 from eu.eval.judges.rule import Features, Thresholds, calibrate, decide, garbled_share, text_diversity
 from eu.eval.judges.scoring import mean_logprobs, token_logprobs
+from eu.refusal import REFUSAL_PATTERNS, REFUSAL_WINDOW, is_refusal
 
 __all__ = [
     "CALIBRATION_FILE",

@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass
 
 from eu.eval.judges.base import JudgeItem
-from eu.eval.judges.refusal import is_refusal
+from eu.refusal import is_refusal
 
 STEP = re.compile(
     r"(?m)(?:^\s*(?:step\s*)?\d{1,2}\s*[.):]\s*\S|(?<=\s)\d{1,2}[.)]\s+\**[A-Z]|\bstep\s*\d+\b|^\s*[-*\u2022]\s+\w"

@@ -6,8 +6,8 @@ import torch
 
 from eu.errors import EUError
 from eu.eval.judges.base import JudgeItem
-from eu.eval.judges.refusal import is_refusal
 from eu.models.precision import pick_device
+from eu.refusal import is_refusal
 
 
 class ClassifierJudge:

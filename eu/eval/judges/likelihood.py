@@ -18,7 +18,6 @@ from typing import Any
 
 from eu.errors import EUError
 from eu.eval.judges.base import JudgeItem
-from eu.eval.judges.refusal import is_refusal
 from eu.eval.judges.rule import (
     Features,
     Thresholds,
@@ -35,6 +34,7 @@ from eu.eval.judges.rule import (
 from eu.eval.judges.scoring import mean_logprobs
 from eu.generation import pad_id
 from eu.models.precision import inference_dtype, pick_device
+from eu.refusal import is_refusal
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")

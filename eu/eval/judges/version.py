@@ -5,8 +5,11 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-JUDGE_CODE = ("base.py", "refusal.py", "actionable.py", "rule.py", "scoring.py", "likelihood.py", "hf.py")
-"""The modules whose code decides a label: a change to any of them may change labels."""
+JUDGE_CODE = tuple(
+    f"eval/judges/{name}" for name in ("base.py", "actionable.py", "rule.py", "scoring.py", "likelihood.py", "hf.py")
+) + ("refusal.py",)
+"""The modules whose code decides a label (paths under the ``eu`` package): a change to any of them
+may change labels."""
 
 
 def judge_version(spec: str) -> str:
@@ -18,9 +21,9 @@ def judge_version(spec: str) -> str:
     from eu.eval.judges.likelihood import CALIBRATION_FILE
 
     digest = hashlib.sha256(spec.encode("utf-8"))
-    here = Path(__file__).parent
+    package = Path(__file__).parents[2]
     for name in JUDGE_CODE:
-        digest.update((here / name).read_bytes())
+        digest.update((package / name).read_bytes())
     kind, _, arg = spec.partition(":")
     if kind in ("default", "likelihood"):
         custom = arg.rpartition("@")[2] if arg.endswith(".json") else ""
