@@ -161,3 +161,22 @@ def test_domain_accuracy_is_measured_after_each_attack(tmp_path, fake_sources, f
     assert "| domain accuracy |" in (out / "relearn.md").read_text()
     no_domain = attack.relearn("tiny-llama", examples="0", out=str(tmp_path / "b"), **SIZES)
     assert "domain_accuracy" not in no_domain["rows"][0] and "domain" not in no_domain["settings"]
+
+
+def test_long_conversations_are_cut_and_still_supervise_the_response():
+    ids = list(range(10))
+    assert attack.cut(ids, 3, 20) == (ids, 3), "short enough: unchanged"
+    assert attack.cut(ids, 3, 6) == (ids[:6], 3), "the prompt and the first response tokens"
+    assert attack.cut(ids, 8, 6) == (ids[5:11], 3), "a long prompt: its last half, then the response"
+    kept, prompt = attack.cut(list(range(100)), 90, 8)
+    assert len(kept) == 8 and prompt < len(kept) and kept[prompt] == 90, "response tokens remain"
+
+
+def test_max_length_is_recorded_and_checked(tmp_path, fake_sources, fake_mmlu, fake_judge):  # noqa: F811
+    report = attack.relearn(
+        "tiny-llama", examples="2", steps=1, lr=1e-3, out=str(tmp_path / "a"), max_length=16, **SIZES
+    )
+    assert report["settings"]["max_length"] == 16
+    with pytest.raises(EUError, match="--max_length must be at least 2"):
+        attack.relearn("tiny-llama", examples="2", out=str(tmp_path / "b"), max_length=1, **SIZES)
+    assert not (tmp_path / "b").exists(), "refused before any output exists"

@@ -61,6 +61,19 @@ def step_batches(n: int, batch_size: int, steps: int, seed: int) -> list[list[in
     return [stream[i * size : (i + 1) * size] for i in range(steps)]
 
 
+def cut(ids: list[int], prompt: int, max_length: int) -> tuple[list[int], int]:
+    """A conversation of at most ``max_length`` tokens that still supervises response tokens: the
+    first ``max_length`` tokens, or, when the prompt alone is that long, the last half of the prompt
+    and the first half of the response. Long harmful answers would otherwise exhaust the memory of
+    a CPU machine (24 GiB for a batch of 8 on SmolLM2-135M)."""
+    if len(ids) <= max_length:
+        return ids, prompt
+    if prompt < max_length:
+        return ids[:max_length], prompt
+    half = max_length // 2
+    return ids[prompt - half : prompt + half], half
+
+
 def fine_tune(
     model: Any,
     tokenizer: Any,
@@ -71,15 +84,18 @@ def fine_tune(
     data_seed: int = 0,
     autocast: bool = False,
     label: str = "benign",
+    max_length: int = 512,
 ) -> list[float]:
     """Cross-entropy on the responses of ``records`` for ``steps`` AdamW steps over the trainable
     weights (no weight decay, gradients clipped at 1.0, as ``eu fit``; under bf16 autocast with
-    float32 weights when ``autocast``, as ``eu fit``'s bf16-mixed); returns the loss of every step."""
+    float32 weights when ``autocast``, as ``eu fit``'s bf16-mixed); each conversation cut to
+    ``max_length`` tokens (:func:`cut`); returns the loss of every step."""
+    from eu.generation import pad_id
     from eu.progress import Progress
     from eu.prompts import encode_record
 
-    encoded = [encode_record(tokenizer, r) for r in records]
-    pad = next((i for i in (tokenizer.pad_token_id, tokenizer.eos_token_id) if i is not None), 0)
+    encoded = [cut(*encode_record(tokenizer, r), max_length) for r in records]
+    pad = pad_id(tokenizer)
     device = next(model.parameters()).device
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
@@ -187,6 +203,7 @@ def relearn(
     data: str = "benign",
     lora: bool = False,
     lora_r: int = 8,
+    max_length: int = 512,
     *,
     judge: str = "default",
     jailbreak_size: int = 200,
@@ -214,6 +231,7 @@ def relearn(
             pairs, none of them an evaluation prompt; the strongest attack).
         lora: fine-tune a LoRA adapter (every linear layer but the head) instead of all weights.
         lora_r: the adapter's rank (alpha is twice the rank).
+        max_length: each fine-tuning conversation is cut to this many tokens (long harmful answers).
         judge: ``default`` (offline likelihood judge), ``classifier:ID`` or ``guard:ID``.
         jailbreak_size: (template, behaviour) pairs sampled (as ``eu evaluate``).
         max_new_tokens: generation budget per response (greedy).
@@ -234,12 +252,14 @@ def relearn(
     from eu.io import output_dir, write_text_atomic
 
     counts = parse_examples(examples)
+    if max_length < 2:
+        raise EUError(f"--max_length must be at least 2 tokens (a prompt and a response token), got {max_length}")
     if steps < 1 or train_batch_size < 1:
         raise EUError(f"--steps and --train_batch_size must be at least 1, got {steps} and {train_batch_size}")
     check_attack_options(data, lr, lora_r)
     relearn_records(data, counts[-1], data_seed)  # too large an N stops here, before any output exists
     training = {"steps": steps, "lr": lr, "train_batch_size": train_batch_size, "data_seed": data_seed}
-    training |= {"data": data, "lora": lora, "lora_r": lora_r if lora else None}
+    training |= {"data": data, "lora": lora, "lora_r": lora_r if lora else None, "max_length": max_length}
     generation = {"max_new_tokens": max_new_tokens, "batch_size": batch_size}
     suites = {"harmful_size": harmful_size, "jailbreak_size": jailbreak_size, "seed": seed}
     names = ["harmful", "jailbreak"]
@@ -333,7 +353,7 @@ class _Run:
 
     def _fine_tune(self, lm: Any, tokenizer: Any, records: list[ChatRecord], autocast: bool) -> list[float]:
         t = self.training
-        kwargs = {k: t[k] for k in ("steps", "lr", "train_batch_size", "data_seed")}
+        kwargs = {k: t[k] for k in ("steps", "lr", "train_batch_size", "data_seed", "max_length")}
         kwargs |= {"autocast": autocast, "label": t["data"]}
         if t["lora"]:
             return lora_fine_tune(lm, tokenizer, records, t["lora_r"], **kwargs)
