@@ -39,12 +39,12 @@ from eu.commands.attack import fine_tune
 from eu.data.harmful_answers import load_many_shot
 from eu.data.harmful_prompts import evaluation_prompts, normalise
 from eu.data.mmlu import benign_records
-from eu.eval.judges.refusal import first_refusal, is_refusal
 from eu.eval.judges.rule import echo_share, word_count
 from eu.eval.suites import fill, jailbreak_templates
 from eu.generation import generate_from_ids
 from eu.models.checkpoint import load_model_and_tokenizer
 from eu.prompts import chat_prompt_ids
+from eu.refusal import first_refusal, is_refusal
 
 # Harmful requests written for this set (none is a HarmBench or AdvBench behaviour).
 PLAIN = [
