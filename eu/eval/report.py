@@ -81,8 +81,9 @@ def summary_row(results: dict[str, dict[str, Any]]) -> dict[str, float]:
             row[f"{key}_accuracy_{group}"] = value
         if "refusal_rate" in res:
             row[f"{key}_refusal_rate"] = res["refusal_rate"]
-        if "actionable_rate" in res:
-            row[f"{key}_actionable_rate"] = res["actionable_rate"]
+        for rate in ("actionable_rate", "answer_rate"):
+            if rate in res:
+                row[f"{key}_{rate}"] = res[rate]
     return row
 
 
@@ -117,6 +118,7 @@ RATE_FIELDS = {
     "refusal_rate": ("label", "refusal"),
     "actionable_rate": ("actionable", True),
     "accuracy": ("correct", True),
+    "answer_rate": ("answered", True),
 }
 """Each rate a suite reports, as the record field and the value that counts as a hit."""
 

@@ -30,6 +30,7 @@ from eu.eval.suites import (
 from eu.generation import generate_from_ids
 from eu.progress import Progress
 from eu.prompts import chat_prompt_ids
+from eu.refusal import is_refusal
 
 FILE_SUITES = ("prompts", "templates", "qa")
 """Suite kinds that read a user's file."""
@@ -148,14 +149,22 @@ def _gather(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _score_answers(
     model: Any, tokenizer: Any, records: list[dict[str, Any]], batch_size: int, device: torch.device
 ) -> dict[str, float]:
-    """Multiple-choice items (with ``choices``) by option likelihood, the others by their domain's answer check."""
-    acc = DomainAccuracy().to(device)
+    """Multiple-choice items (with ``choices``) by option likelihood, the others by their domain's answer
+    check; a generated answer also counts as ``answered`` unless it refuses (``answer_rate``: a model
+    that refuses harmful requests inside its domain must still answer the benign ones)."""
+    acc, answered = DomainAccuracy().to(device), Rate().to(device)
     score_choices(model, tokenizer, records, batch_size)
     for r in records:
         if not r.get("choices"):
             r["correct"] = is_correct(r.get("domain", "math"), r["response"], r)
+            r["answered"] = not is_refusal(r["response"])
     acc.update(sum(r["correct"] for r in records), len(records))
-    return {"accuracy": float(acc.compute())}
+    summary = {"accuracy": float(acc.compute())}
+    generated = [r for r in records if "answered" in r]
+    if generated:
+        answered.update(sum(r["answered"] for r in generated), len(generated))
+        summary["answer_rate"] = float(answered.compute())
+    return summary
 
 
 def accuracy_by(records: list[dict[str, Any]], key: str) -> dict[str, float]:
