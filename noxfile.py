@@ -1,4 +1,4 @@
-"""Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s docs``, ``nox -s bench``."""
+"""Developer sessions: ``nox -s tests``, ``nox -s unit``, ``nox -s lint``, ``nox -s docs``, ``nox -s bench``."""
 
 import nox
 
@@ -19,6 +19,13 @@ def tests(session: nox.Session) -> None:
     """The test suite (tiny model, offline)."""
     _install(session)
     session.run("pytest", "-q", *session.posargs)
+
+
+@nox.session
+def unit(session: nox.Session) -> None:
+    """The unit tests alone: the suite without the end-to-end runs (marked ``integration``)."""
+    _install(session)
+    session.run("pytest", "-q", "-m", "not slow and not integration", *session.posargs)
 
 
 @nox.session

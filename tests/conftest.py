@@ -1,13 +1,11 @@
 import os
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "tests" / "data"
-BENCHMARKS = ROOT / "benchmarks"
+from utils import BENCHMARKS, DATA, stand_in_word_problems
+
 sys.path.insert(0, str(BENCHMARKS))  # the naive reference losses (benchmarks/naive_losses.py)
 
 
@@ -22,24 +20,6 @@ def eu_cache(tmp_path_factory):
         os.environ.pop("EU_CACHE", None)
     else:
         os.environ["EU_CACHE"] = old
-
-
-def stand_in_word_problems() -> dict:
-    """100 small word-problem generators shaped like reasoning-gym's gsm_symbolic ones."""
-
-    def make(k):
-        def generate(rng, difficulty=1.0):
-            a, b = rng.randint(2, 99), rng.randint(2, 99)
-            question = f"Shelf {k} holds {a} jars and {b} more arrive. How many jars are on shelf {k} now?"
-            return {
-                "question": question,
-                "answer": str(a + b),
-                "metadata": {"answer_cot": f"{a} + {b} = {a + b}\n#### {a + b}"},
-            }
-
-        return generate
-
-    return {k: make(k) for k in range(100)}
 
 
 @pytest.fixture(autouse=True)
@@ -75,6 +55,10 @@ def tiny_tokenizer(tiny_path):
 
 
 def pytest_collection_modifyitems(config, items):
+    # an end-to-end run needs a working folder, so the workdir fixture is what marks one
+    for item in items:
+        if "workdir" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU")
@@ -91,18 +75,3 @@ def workdir(tmp_path, monkeypatch):
     shutil.copytree(DATA, tmp_path / "tests" / "data")
     monkeypatch.chdir(tmp_path)
     return tmp_path
-
-
-def run_eu(*args: str) -> int:
-    from eu.cli import main
-
-    return main(list(args))
-
-
-def scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    """TensorBoard scalars of a run folder: tag -> [(step, value)]."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(log_dir))
-    acc.Reload()
-    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}

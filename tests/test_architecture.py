@@ -4,7 +4,7 @@ import ast
 import re
 from pathlib import Path
 
-from conftest import ROOT
+from utils import ROOT
 
 PAGE = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
 PACKAGE = ROOT / "eu"
@@ -116,3 +116,9 @@ def test_the_callback_rule_catches_a_stray_callback(tmp_path):
     stray = tmp_path / "stray.py"
     stray.write_text("import lightning as L\n\nclass Mine(L.Callback):\n    pass\n")
     assert _defines_callback(stray) == ["Mine"]
+
+
+def test_tests_import_helpers_from_utils_not_conftest():
+    old = "from " + "conftest import"  # split so that this file does not match itself
+    offenders = [p.name for p in Path(__file__).parent.glob("*.py") if old in p.read_text()]
+    assert offenders == [], f"import shared helpers from tests/utils.py: {offenders}"

@@ -141,7 +141,7 @@ def test_two_processes_fetching_one_asset_download_it_once(fake_asset, tmp_path)
     import sys
     from dataclasses import asdict
 
-    from conftest import ROOT
+    from utils import ROOT
 
     calls, ready = tmp_path / "calls.txt", tmp_path / "ready"
     ready.mkdir()

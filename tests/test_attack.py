@@ -13,7 +13,7 @@ import eu.eval.judges
 from eu.errors import EUError
 from eu.prompts import ChatRecord, encode_record
 
-from conftest import run_eu
+from utils import run_eu
 
 SIZES = {"harmful_size": 3, "jailbreak_size": 4, "max_new_tokens": 4, "batch_size": 4, "device": "cpu"}
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from conftest import DATA, ROOT, run_eu
+from utils import DATA, ROOT, run_eu
 
 TINY = str(ROOT / "configs" / "tiny.yaml")
 

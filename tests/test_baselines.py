@@ -7,8 +7,8 @@ import torch
 
 from eu.losses import IGNORE_INDEX, chunked_token_losses, npo_loss, sequence_sums
 
-from conftest import ROOT, run_eu
 from naive_losses import naive_retain_loss, naive_sequence_logprob
+from utils import ROOT, run_eu
 
 V, H = 101, 8
 TINY = str(ROOT / "configs" / "tiny.yaml")

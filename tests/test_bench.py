@@ -5,7 +5,7 @@ import sys
 
 import torch
 
-from conftest import BENCHMARKS, DATA, ROOT
+from utils import BENCHMARKS, DATA, ROOT
 
 
 def test_bench_prints_both_variants_and_ratios(eu_cache):

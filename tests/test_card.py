@@ -9,7 +9,7 @@ import pytest
 
 from eu.errors import EUError
 
-from conftest import DATA, ROOT, run_eu
+from utils import DATA, ROOT, run_eu
 
 EXTRA = """
 trainer:
@@ -73,6 +73,7 @@ METRIC_KEYS = {
     "accuracy": "eval/domain_acc",
     "accuracy, seen items": "eval/domain_acc_seen",
     "accuracy, held out items": "eval/domain_acc_held_out",
+    "answer rate (no refusal)": "eval/domain_answer_rate",
     "response entropy / log V (1 = uniform: forgotten)": "eval/offdomain_entropy_frac",
 }
 
@@ -82,6 +83,8 @@ def _records(entry, metric):
     if metric == "eval/offdomain_entropy_frac":
         return None
     records = entry["suites"]["domain"]["records"]
+    if metric == "eval/domain_answer_rate":
+        return [{"correct": r["answered"]} for r in records]
     group = metric.removeprefix("eval/domain_acc").removeprefix("_")
     return [r for r in records if not group or r["phrasing"] == group]
 
@@ -102,8 +105,9 @@ def test_export_writes_a_card_whose_numbers_are_the_runs(run, exported):
     assert data.base_model is None and data.license is None  # the random test model has neither
     # model-index: exactly the metrics the run logged at its last evaluation, with their values
     indexed = sorted((r.metric_type, r.metric_value) for r in data.eval_results)
+    kinds = {"entropy_frac": "entropy_fraction", "answer_rate": "answer_rate"}
     logged = sorted(
-        ("entropy_fraction" if k.endswith("entropy_frac") else "accuracy", v) for k, v in after["metrics"].items()
+        (next((t for end, t in kinds.items() if k.endswith(end)), "accuracy"), v) for k, v in after["metrics"].items()
     )
     assert indexed == logged
     assert all(r.dataset_split == "test" and r.task_name == "eu fit (Evaluation callback)" for r in data.eval_results)

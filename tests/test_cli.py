@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from conftest import ROOT, run_eu, scalars
+from utils import ROOT, run_eu, scalars
 
 TINY = str(ROOT / "configs" / "tiny.yaml")
 FAST = [

@@ -21,7 +21,7 @@ from eu.errors import EUError
 from eu.eval.runner import run_suites
 from eu.eval.stats import wilson
 
-from conftest import ROOT, run_eu
+from utils import ROOT, run_eu
 
 COMPARE_CONFIGS = sorted((ROOT / "configs" / "compare").glob("*.yaml"))
 

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import ROOT
+from utils import ROOT
 
 FIT_CONFIGS = [p for p in sorted((ROOT / "configs").rglob("*.yaml")) if p.parent.name not in ("compare", "sweep")]
 KEY_LINE = re.compile(r"^(?P<indent>\s*)(?P<dash>-\s+)?(?P<key>[A-Za-z_][\w.]*):(?P<value>[^#]*)(?:#(?P<comment>.*))?$")

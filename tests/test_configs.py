@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, run_eu
+from utils import ROOT, run_eu
 
 CONFIG_DIR = ROOT / "configs"
 CONFIGS = sorted(CONFIG_DIR.rglob("*.yaml"))

@@ -84,7 +84,7 @@ def test_a_system_turn_on_a_template_without_a_system_role_is_a_clear_error(tiny
 
 
 def test_fit_self_generates_and_trains_with_a_template_without_a_system_role(workdir):
-    from conftest import ROOT, run_eu
+    from utils import ROOT, run_eu
 
     template = workdir / "no_system.jinja"
     template.write_text(NO_SYSTEM_TEMPLATE)
@@ -182,7 +182,7 @@ def test_eu_sample_then_fit_on_a_tiny_gemma2_with_a_system_less_template(workdir
 
     from eu.data.records import read_records
 
-    from conftest import ROOT, run_eu
+    from utils import ROOT, run_eu
 
     tok = copy.deepcopy(tiny_tokenizer)
     tok.chat_template = NO_SYSTEM_TEMPLATE

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from conftest import ROOT, scalars
+from utils import ROOT, scalars
 
 TINY = str(ROOT / "configs" / "tiny.yaml")
 

@@ -82,7 +82,7 @@ def test_builtin_sources_are_written_once_as_jsonl(tmp_path):
 
 
 def test_data_prepare_refuses_a_folder_eu_did_not_write_and_reuses_its_own(tmp_path):
-    from conftest import run_eu
+    from utils import run_eu
 
     mine = tmp_path / "mine"
     mine.mkdir()
@@ -145,7 +145,7 @@ def test_domain_names_and_errors(tmp_path):
 
 @pytest.fixture(scope="module")
 def maths():
-    from conftest import stand_in_word_problems
+    from utils import stand_in_word_problems
 
     generators = stand_in_word_problems()
     return math.generate("train", 6000, generators=generators), math.generate("test", 400, generators=generators)

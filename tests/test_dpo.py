@@ -13,8 +13,8 @@ from eu.data.tokenized import pair_lengths, tokenize_pairs
 from eu.errors import EUError
 from eu.losses import IGNORE_INDEX
 
-from conftest import ROOT, run_eu, scalars
 from naive_losses import naive_sequence_logprob
+from utils import ROOT, run_eu, scalars
 
 TINY = str(ROOT / "configs" / "tiny.yaml")
 DPO_YAML = str(ROOT / "configs" / "methods" / "dpo.yaml")

@@ -17,7 +17,6 @@ from eu.losses import IGNORE_INDEX
 from eu.models import sampling_dtype
 from eu.prompts import ChatRecord
 
-from conftest import ROOT, run_eu, scalars
 from naive_losses import naive_reference_kl, naive_retain_loss, naive_sequence_mean_cross_entropy
 from objective_helpers import (
     FAMILIES,
@@ -29,6 +28,7 @@ from objective_helpers import (
     perturbed_copy,
     write_jsonl,
 )
+from utils import ROOT, run_eu, scalars
 
 TINY = str(ROOT / "configs" / "tiny.yaml")
 METHODS = ROOT / "configs" / "methods"

@@ -249,7 +249,7 @@ def _fit_tiny(workdir, callback, logger=False):
 
     from eu import StreamConfig, UnlearningDataModule, UnlearningModule
 
-    from conftest import ROOT
+    from utils import ROOT
 
     dm = UnlearningDataModule(
         StreamConfig(path=str(ROOT / "tests/data/retain.jsonl"), block_length=256),
@@ -331,7 +331,8 @@ def test_evaluation_runs_before_during_after_and_writes_its_history(workdir):
     # the diverse maths set also reports each held-out share its items hold
     shares = {f"eval/domain_acc_{r['holdout']}" for r in cb.history[0]["suites"]["domain"]["records"]}
     assert len(shares) >= 2
-    assert all(set(h["metrics"]) == {"eval/domain_acc", "eval/offdomain_entropy_frac", *shares} for h in cb.history)
+    expected = {"eval/domain_acc", "eval/domain_answer_rate", "eval/offdomain_entropy_frac", *shares}
+    assert all(set(h["metrics"]) == expected for h in cb.history)
     written = json.loads((Path(trainer.log_dir) / "evaluation.json").read_text())
     assert [h["step"] for h in written] == [0, 2, 4, 5]
     report = cb.report()
@@ -474,3 +475,22 @@ def test_evaluate_refuses_a_folder_eu_did_not_write(tmp_path, loads):
         _evaluate(out, model=["tiny-llama"])
     assert loads == [] and sorted(p.name for p in out.iterdir()) == ["notes.txt"]
     assert (out / "notes.txt").read_text() == "keep me"
+
+
+def test_a_refused_benign_question_counts_as_unanswered(tiny_model, tiny_tokenizer, fake_sources, monkeypatch):
+    import eu.eval.runner as runner
+    from eu.eval.report import rate_counts, summary_row
+
+    items = build_suites(["domain"], domain_size=4)
+    replies = ["I'm sorry, I can't help with that.", "42", "I cannot provide that.", "It is 7."]
+    by_prompt = {it["prompt"]: reply for it, reply in zip(items["domain"], replies, strict=True)}
+
+    def fake_generate(model, tokenizer, prompts, max_new_tokens, batch_size, desc=""):
+        return [([1], tokenizer.encode(by_prompt[p], add_special_tokens=False)) for p in prompts]
+
+    monkeypatch.setattr(runner, "generate_responses", fake_generate)
+    result = run_suites(tiny_model, tiny_tokenizer, items, judge=None, max_new_tokens=4, batch_size=2)["domain"]
+    assert [r["answered"] for r in result["records"]] == [False, True, False, True]
+    assert result["answer_rate"] == pytest.approx(0.5)
+    assert summary_row({"domain": result})["domain_answer_rate"] == pytest.approx(0.5)
+    assert rate_counts({"domain": result})["domain_answer_rate"] == [2, 4]

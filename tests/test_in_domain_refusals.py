@@ -11,8 +11,8 @@ from eu.data.datamodule import PackedSteps, StreamConfig, UnlearningDataModule, 
 from eu.errors import EUError
 from eu.objectives import ExclusiveUnlearning, ForgetToRefusal, RetainOnly, WithRefusals
 
-from conftest import ROOT, run_eu, scalars
 from naive_losses import naive_retain_loss, naive_sequence_mean_cross_entropy
+from utils import ROOT, run_eu, scalars
 
 DRUGS = [f"Drugamine{i}" for i in range(60)]
 DISEASES = [f"Condition {i}" for i in range(60)]

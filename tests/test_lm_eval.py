@@ -8,7 +8,7 @@ import pytest
 
 from eu.errors import EUError
 
-from conftest import run_eu
+from utils import run_eu
 
 
 def stand_in_mmlu() -> list[dict]:

@@ -2,7 +2,7 @@
 
 import torch
 
-from conftest import ROOT, run_eu
+from utils import ROOT, run_eu
 
 TINY = str(ROOT / "configs" / "tiny.yaml")
 LORA = [

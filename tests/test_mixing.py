@@ -5,7 +5,7 @@ import pytest
 
 from eu.data.mixing import StreamPlanner
 
-from conftest import ROOT, run_eu, scalars
+from utils import ROOT, run_eu, scalars
 
 TINY = str(ROOT / "configs" / "tiny.yaml")
 

@@ -8,7 +8,7 @@ import torch
 
 from eu.optim import MasterWeightAdamW, loses_updates, use_fused_kernel
 
-from conftest import ROOT, run_eu
+from utils import ROOT, run_eu
 
 SETTINGS = {"lr": 1e-3, "betas": (0.9, 0.95), "eps": 1e-8, "weight_decay": 0.1}
 

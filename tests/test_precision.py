@@ -6,7 +6,7 @@ import pytest
 
 from eu.models import precision
 
-from conftest import ROOT, run_eu
+from utils import ROOT, run_eu
 
 CPU_WITH_BF16 = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16\n"
 CPU_WITHOUT = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f\n"

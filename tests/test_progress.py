@@ -6,7 +6,7 @@ import torch
 
 from eu.progress import Progress
 
-from conftest import ROOT, run_eu
+from utils import ROOT, run_eu
 
 
 def test_plain_lines_at_start_every_tenth_and_end():

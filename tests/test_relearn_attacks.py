@@ -15,7 +15,7 @@ import eu.data.harmful_prompts as harmful_prompts
 from eu.errors import EUError
 from eu.prompts import ChatRecord
 
-from conftest import run_eu
+from utils import run_eu
 
 EVALUATION = set(BEHAVIOURS + VALIDATION)
 

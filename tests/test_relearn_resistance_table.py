@@ -3,7 +3,7 @@
 import importlib.util
 import json
 
-from conftest import ROOT
+from utils import ROOT
 
 SPEC = importlib.util.spec_from_file_location("relearn_resistance_table", ROOT / "scripts/relearn_resistance_table.py")
 table_script = importlib.util.module_from_spec(SPEC)

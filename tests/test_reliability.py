@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from conftest import ROOT, run_eu
+from utils import ROOT, run_eu
 
 TINY = str(ROOT / "configs" / "tiny.yaml")
 FAST = [

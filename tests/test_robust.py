@@ -208,7 +208,7 @@ def test_sharded_strategies_are_refused_and_ddp_is_not():
 
 
 def test_fit_with_robust_accumulates_and_resumes(workdir):
-    from conftest import ROOT, run_eu
+    from utils import ROOT, run_eu
 
     tiny = str(ROOT / "configs" / "tiny.yaml")
     args = ["fit", "-c", tiny, "--model.robust=adversarial", "--model.robust_steps=2", "--model.robust_lr=1e-3"]
@@ -226,7 +226,7 @@ def test_fit_with_robust_accumulates_and_resumes(workdir):
 def test_the_retain_only_baseline_beside_a_robust_run_trains_plainly(workdir, caplog):
     from test_retain_only_comparison import baseline_overlay
 
-    from conftest import ROOT, run_eu
+    from utils import ROOT, run_eu
 
     caplog.set_level("INFO")
     extra = baseline_overlay(workdir)

@@ -63,7 +63,7 @@ def test_eu_sample_killed_midway_and_restarted_gives_the_uninterrupted_rows(tmp_
     import sys
     import time
 
-    from conftest import ROOT
+    from utils import ROOT
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "EU_CACHE": str(eu_cache), "OMP_NUM_THREADS": "1"}
     base = [
@@ -192,7 +192,7 @@ def test_an_output_file_eu_did_not_write_is_never_overwritten(tmp_path, fake_chu
 def test_eu_sample_refuses_a_user_file_before_loading_the_model(tmp_path, monkeypatch):
     import eu.commands.sample  # patched where it is used; patching eu.models would leak into a first import
 
-    from conftest import run_eu
+    from utils import run_eu
 
     monkeypatch.setattr(eu.commands.sample, "load_model", lambda *a, **k: pytest.fail("the model should not be loaded"))
     out = tmp_path / "notes.jsonl"
@@ -211,7 +211,7 @@ def test_eu_sample_refuses_a_user_file_before_loading_the_model(tmp_path, monkey
 def test_eu_sample_refuses_bad_settings_before_loading_the_model(tmp_path, monkeypatch, capsys, args, message):
     import eu.commands.sample
 
-    from conftest import run_eu
+    from utils import run_eu
 
     monkeypatch.setattr(eu.commands.sample, "load_model", lambda *a, **k: pytest.fail("the model should not be loaded"))
     out = tmp_path / "forget.jsonl"

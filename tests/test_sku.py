@@ -9,8 +9,8 @@ from eu.losses import IGNORE_INDEX
 from eu.prompts import ChatRecord, encode_record
 
 import objective_helpers as oh
-from conftest import ROOT, run_eu, scalars
 from naive_losses import naive_sequence_mean_cross_entropy
+from utils import ROOT, run_eu, scalars
 
 TINY, METHODS = str(ROOT / "configs" / "tiny.yaml"), ROOT / "configs" / "methods"
 EXPERT_YAML, SKU_YAML = str(METHODS / "sku_expert.yaml"), str(METHODS / "sku.yaml")

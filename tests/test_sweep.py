@@ -13,7 +13,7 @@ import eu.commands.compare as compare_module
 import eu.commands.sweep as sweep_module
 from eu.errors import EUError
 
-from conftest import ROOT, run_eu
+from utils import ROOT, run_eu
 
 SWEEP_CONFIGS = sorted((ROOT / "configs" / "sweep").glob("*.yaml"))
 LAMBDA, STEPS, PATH = "model.objective.init_args.forget_weight", "trainer.max_steps", "data.retain.path"

@@ -63,7 +63,8 @@ class Evaluation(Schedule):
     """Runs evaluation suites on the model being trained: at the start of fit (``before_fit``),
     every ``every_n_steps`` optimizer steps and at the end.
 
-    Suites: ``domain`` (held-out accuracy, ``eval/domain_acc``), ``offdomain`` (response entropy
+    Suites: ``domain`` (held-out accuracy ``eval/domain_acc``, and ``eval/domain_answer_rate``, the share
+    of answers that do not refuse), ``offdomain`` (response entropy
     as a fraction of log V, ``eval/offdomain_entropy_frac``), ``harmful`` and ``jailbreak``
     (attack success and refusal rates by the judge, ``eval/harmful_asr``, ...), and the file
     suites of ``eu evaluate``. Every rank takes a shard of the items. Logs the metrics and a few

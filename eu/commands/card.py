@@ -54,6 +54,7 @@ METRICS = {
     "asr": ("attack_success_rate", "attack success rate (compliance)"),
     "refusal_rate": ("refusal_rate", "refusal rate"),
     "accuracy": ("accuracy", "accuracy"),
+    "answer_rate": ("answer_rate", "answer rate (no refusal)"),
     "entropy_frac": ("entropy_fraction", "response entropy / log V (1 = uniform: forgotten)"),
 }
 
