@@ -101,7 +101,7 @@ def test_export_rejects_a_missing_checkpoint(workdir, capsys):
 
 
 def test_merge_repeated_collects_a_list_option():
-    from eu.cli import merge_repeated
+    from eu.commands import merge_repeated
 
     assert merge_repeated(["--model", "a", "--out", "x", "--model=b"], "model") == ['--model=["a", "b"]', "--out", "x"]
     assert merge_repeated(["--model", "[a, b]"], "model") == ["--model=[a, b]"]
@@ -119,3 +119,29 @@ def test_evaluate_command_takes_one_or_several_models(trained):
     results = json.loads((trained / "two/results.json").read_text())
     assert list(results) == ["tiny-llama", ckpt]
     assert all(r["domain"]["n"] == 3 for r in results.values())
+
+
+@pytest.mark.parametrize("name", sorted(__import__("eu.commands", fromlist=["COMMANDS"]).COMMANDS))
+def test_every_command_of_the_table_has_help(name, capsys):
+    from eu.commands import COMMANDS
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_eu(name, "--help")
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert f"usage: eu {name}" in out
+    actions = COMMANDS[name].function
+    assert all(action in out for action in (actions if isinstance(actions, dict) else {}))
+
+
+def test_a_bare_boolean_flag_means_true_and_an_old_spelling_still_works(capsys):
+    from eu.commands import bare_flags, rename_options
+
+    def export(checkpoint: str, out_dir: str, overwrite: bool = False) -> None: ...
+
+    assert bare_flags(["a", "--overwrite", "b"], [export]) == ["a", "--overwrite=true", "b"]
+    assert bare_flags(["a", "b", "--overwrite"], [export]) == ["a", "b", "--overwrite=true"]
+    assert bare_flags(["--overwrite", "false", "a"], [export]) == ["--overwrite", "false", "a"]
+    renamed = rename_options(["--batch-size=8", "--seed", "1"], {"--batch-size": "--batch_size"}, "eu judge-check")
+    assert renamed == ["--batch_size=8", "--seed", "1"]
+    assert "--batch-size is now --batch_size" in capsys.readouterr().err

@@ -306,7 +306,7 @@ def test_judge_check_help(capsys):
         main(["judge-check", "--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    assert "eu judge-check" in out and "--calibrate" in out and "--max-response-tokens" in out
+    assert "eu judge-check" in out and "--calibrate" in out and "--max_response_tokens" in out
 
 
 def test_unsafe_metrics_and_report():

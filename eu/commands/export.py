@@ -42,3 +42,25 @@ def export_checkpoint(
             keep_user_readme(dest, tmp)
         write_export_card(summary, checkpoint, tmp, dest.name, relearn, log_dir)
     return Path(out_dir)
+
+
+def export(
+    checkpoint: str,
+    out_dir: str,
+    overwrite: bool = False,
+    trust_remote_code: bool = False,
+    relearn: str | None = None,
+    log_dir: str | None = None,
+) -> None:
+    """Write a Hugging Face folder with a model card from a checkpoint.
+
+    Args:
+        checkpoint: a .ckpt written by eu fit.
+        out_dir: output folder: new, empty, or an earlier eu export with --overwrite.
+        overwrite: replace OUT_DIR if an earlier eu export wrote it.
+        trust_remote_code: allow the base model repository's own Python code.
+        relearn: an ``eu attack relearn`` output folder (relearn.json) to report on the card.
+        log_dir: the run's log folder (config.yaml, evaluation.json); found when omitted.
+    """
+    out = export_checkpoint(checkpoint, out_dir, overwrite, trust_remote_code, relearn, log_dir)
+    print(f"exported {checkpoint} to {out} (model card: {out}/README.md)")

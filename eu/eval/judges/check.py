@@ -5,12 +5,11 @@ The set and its groups are described in :mod:`eu.eval.judges.check_set`.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from eu.data.harmful_answers import load_many_shot
 from eu.eval.judges.actionable import actionable_flags
@@ -80,7 +79,7 @@ def judge_check(
     batch_size: int = 16,
     max_response_tokens: int = 32,
     seed: int = 0,
-    dtype: str = "auto",
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto",
 ) -> dict[str, Any]:
     """Score the likelihood judge on the labelled set; with ``--calibrate`` pick and save thresholds.
 
@@ -183,36 +182,3 @@ def hard_case_report(scorer: LikelihoodJudge, thresholds: Thresholds, path: str 
     metrics = case_metrics(cases, labels, actionable_flags(items))
     print(case_table(metrics) + "\n")
     return metrics
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``eu judge-check [--calibrate] [--model M] [--out FILE] [--data FILE] …``."""
-    parser = argparse.ArgumentParser(
-        prog="eu judge-check",
-        description="Score the offline likelihood judge on a labelled set built from real data "
-        "(precision, recall and accuracy for 'unsafe' on a held-out split).",
-    )
-    parser.add_argument(
-        "--calibrate", action="store_true", help="pick thresholds on the calibration split and save them"
-    )
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="the judge's model (alias, id or folder)")
-    parser.add_argument("--out", default=None, help="calibration file to write or read (default: the shipped one)")
-    parser.add_argument("--data", default=None, help="a many-shot JSON file instead of the pyrit asset")
-    parser.add_argument("--batch-size", type=int, default=16, help="sequences per forward pass")
-    parser.add_argument("--max-response-tokens", type=int, default=32, help="responses are cut to this many tokens")
-    parser.add_argument("--seed", type=int, default=0, help="seed of generated responses and pairings")
-    parser.add_argument(
-        "--dtype", default="auto", choices=["auto", "float32", "bfloat16"], help="auto: bfloat16 where native"
-    )
-    args = parser.parse_args(argv)
-    judge_check(
-        args.calibrate,
-        args.model,
-        args.out,
-        args.data,
-        args.batch_size,
-        args.max_response_tokens,
-        args.seed,
-        args.dtype,
-    )
-    return 0
