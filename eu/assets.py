@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO
 
 from eu.errors import EUError
-from eu.io import atomic_dir, cache_dir, cache_lock, write_text_atomic, written_by_eu
+from eu.io import atomic_dir, build_once, cache_dir, write_text_atomic, written_by_eu
 
 
 @dataclass(frozen=True)
@@ -236,13 +236,7 @@ def fetch(name: str) -> Path:
         raise EUError(f"unknown asset {name!r}; known: {', '.join(sorted(ASSETS))}")
     asset = ASSETS[name]
     target = asset_dir(asset)
-    if is_cached(asset, target):
-        return target
-    with cache_lock(target):
-        if is_cached(asset, target):  # another process fetched it while we waited
-            return target
-        _download(asset, target)
-    return target
+    return build_once(target, lambda: is_cached(asset, target), lambda: _download(asset, target))
 
 
 def _download(asset: Asset, target: Path) -> None:

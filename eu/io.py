@@ -15,7 +15,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +175,23 @@ def cache_lock(target: str | os.PathLike[str]) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+def build_once(target: str | os.PathLike[str], ready: Callable[[], bool], build: Callable[[], object]) -> Path:
+    """``target``, built by ``build()`` unless ``ready()`` says it is there already.
+
+    The cache pattern written once: check, take :func:`cache_lock`, check again (another process may
+    have built it while this one waited), build, and verify that ``ready()`` now holds.
+    """
+    target = Path(target)
+    if ready():
+        return target
+    with cache_lock(target):
+        if not ready():
+            build()
+            if not ready():
+                raise EUError(f"preparing {target} did not complete; remove it and run again")
+    return target
 
 
 def write_jsonl_atomic(dest: str | os.PathLike[str], rows: list[dict[str, Any]]) -> None:

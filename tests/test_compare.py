@@ -192,7 +192,7 @@ def test_compare_end_to_end_resumes_and_refuses_changed_settings(
     )
     assert run_eu("compare", "-c", _config(workdir)) == 2
     err = capsys.readouterr().err
-    assert "model.objective.init_args.monitor_forget in" in err and "was True, now False" in err
+    assert "model.objective.init_args.monitor_forget in" in err and ": True -> False" in err
 
 
 @pytest.mark.parametrize(

@@ -137,9 +137,9 @@ def test_resuming_with_other_settings_is_refused_and_names_the_setting(tmp_path,
     parts = tmp_path / "forget.jsonl.parts"
     before = {p.name: p.read_bytes() for p in parts.iterdir()}
 
-    with pytest.raises(EUError, match=r"forget\.jsonl\.parts.*batch_size: 4 there, 8 now"):
+    with pytest.raises(EUError, match=r"forget\.jsonl\.parts.*batch_size: 4 -> 8"):
         sample_corpus(None, None, out, SampleSettings(num_pairs=12, batch_size=8), progress=False)
-    with pytest.raises(EUError, match=r"temperature: 2\.0 there, 1\.0 now"):
+    with pytest.raises(EUError, match=r"temperature: 2\.0 -> 1\.0"):
         sample_corpus(None, None, out, SampleSettings(num_pairs=12, batch_size=4, temperature=1.0), progress=False)
     assert {p.name: p.read_bytes() for p in parts.iterdir()} == before, "a refused resume changes nothing"
     assert not out.exists()
@@ -170,9 +170,9 @@ def test_a_finished_corpus_is_reused_only_with_its_settings(tmp_path, fake_chunk
     fake_chunks.clear()
     assert sample_corpus(None, None, out, settings, progress=False, source={"model": "tiny-llama"}) == out
     assert fake_chunks == [] and out.read_bytes() == written
-    with pytest.raises(EUError, match=r"forget\.jsonl was sampled with other settings \(num_pairs: 8 there, 9 now\)"):
+    with pytest.raises(EUError, match=r"forget\.jsonl was sampled with other settings \(num_pairs: 8 -> 9\)"):
         sample_corpus(None, None, out, SampleSettings(num_pairs=9, batch_size=4), source={"model": "tiny-llama"})
-    with pytest.raises(EUError, match=r"model: 'tiny-llama' there, 'other' now"):
+    with pytest.raises(EUError, match=r"model: 'tiny-llama' -> 'other'"):
         sample_corpus(None, None, out, settings, progress=False, source={"model": "other"})
     assert out.read_bytes() == written and fake_chunks == []
 

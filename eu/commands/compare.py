@@ -33,6 +33,7 @@ import yaml
 
 from eu.commands.tuning import check_grids, tune, tuning_markdown
 from eu.errors import EUError
+from eu.settings import change_line, changed
 
 RUN_RECORD = "compare.json"
 """The settings a method was trained with, in its run folder."""
@@ -405,20 +406,6 @@ def _read_config(path: str) -> Any:
         raise EUError(f"cannot read config {path}: {err}") from None
 
 
-def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Dotted keys of a nested config (list items by index)."""
-    if isinstance(value, dict):
-        items = value.items()
-    elif isinstance(value, list):
-        items = ((str(i), v) for i, v in enumerate(value))
-    else:
-        return {prefix: value}
-    flat: dict[str, Any] = {}
-    for key, item in items:
-        flat.update(_flat(item, f"{prefix}.{key}" if prefix else str(key)))
-    return flat or {prefix: value}
-
-
 def setting_differences(then: dict[str, Any], now: dict[str, Any]) -> list[str]:
     """What differs between two fit settings (``{"configs": [[path, content], ...], "args": [...]}``), in words."""
     paths_then, paths_now = [p for p, _ in then["configs"]], [p for p, _ in now["configs"]]
@@ -426,11 +413,7 @@ def setting_differences(then: dict[str, Any], now: dict[str, Any]) -> list[str]:
         return [f"the configs (-c) were {paths_then}, now {paths_now}"]
     found = []
     for (path, old), (_, new) in zip(then["configs"], now["configs"], strict=True):
-        old_flat, new_flat = _flat(old), _flat(new)
-        for key in sorted(set(old_flat) | set(new_flat)):
-            was, is_ = old_flat.get(key, "(unset)"), new_flat.get(key, "(unset)")
-            if was != is_:
-                found.append(f"{key} in {path} was {was!r}, now {is_!r}")
+        found += [change_line(f"{key} in {path}", was, is_) for key, was, is_ in changed(old or {}, new or {})]
     if then["args"] != now["args"]:
         gone = [a for a in then["args"] if a not in now["args"]]
         added = [a for a in now["args"] if a not in then["args"]]

@@ -26,6 +26,7 @@ from eu.data.tokenized import TokenizedExamples, tokenize_cached
 from eu.errors import EUError
 from eu.generation import pad_id
 from eu.rng import preserved_rng
+from eu.settings import change_line, changed
 
 STREAMS = ("retain", "forget", "keep", "align", "refuse")
 """Stream names, in the order that numbers their seeds (a new stream goes last, so older plans stay)."""
@@ -473,18 +474,15 @@ def examples_digest(examples: TokenizedExamples) -> str:
     return h.hexdigest()
 
 
-def plan_changes(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
+def plan_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Human-readable differences between two data plans (``data.retain.block_length: 256 -> 128``)."""
     changes = []
-    for key in sorted(set(saved) | set(current)):
-        old, new = saved.get(key), current.get(key)
-        if isinstance(old, dict) and isinstance(new, dict):
-            changes += plan_changes(old, new, f"{prefix}{key}.")
-        elif old != new and key == "examples_sha256":
-            changes.append(f"the examples of data.{prefix.rstrip('.')} changed (other files, tokenizer or order)")
-        elif old != new:
-            label = "world size (processes)" if key == "world_size" else f"data.{prefix}{key}"
-            changes.append(f"{label}: {old} -> {new}")
+    for key, old, new in changed(saved, current):
+        stream, _, field = key.rpartition(".")
+        if field == "examples_sha256":
+            changes.append(f"the examples of data.{stream} changed (other files, tokenizer or order)")
+        else:
+            changes.append(change_line("world size (processes)" if key == "world_size" else f"data.{key}", old, new))
     return changes
 
 

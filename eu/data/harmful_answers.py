@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from eu.errors import EUError
-from eu.io import cache_dir, cache_lock, write_jsonl_atomic
+from eu.io import build_once, cache_dir, write_jsonl_atomic
 
 VERSION = "2"  # 2: prompts of the evaluation suites held out
 MANY_SHOT = "pyrit/datasets/jailbreak/many_shot_examples.json"
@@ -42,11 +42,7 @@ def load_many_shot(path: str | Path | None = None) -> list[dict[str, Any]]:
 
 def cached_jsonl(path: Path, rows: Callable[[], list[dict[str, Any]]]) -> Path:
     """Write ``rows()`` to ``path`` once, atomically and under the cache lock; return ``path``."""
-    if not path.is_file():
-        with cache_lock(path):
-            if not path.is_file():  # another process may have written it meanwhile
-                write_jsonl_atomic(path, rows())
-    return path
+    return build_once(path, path.is_file, lambda: write_jsonl_atomic(path, rows()))
 
 
 def harmful_examples(source: str | Path | None = None, exclude: set[str] | None = None) -> list[dict[str, Any]]:

@@ -33,7 +33,7 @@ from eu.data.harmful_answers import cached_jsonl, harmful_examples
 from eu.data.harmful_preferences import INSTRUCTION_VERBS, preference_rows
 from eu.data.self_generated import ModelLoader, model_output_path
 from eu.errors import EUError
-from eu.io import cache_dir, cache_lock, write_jsonl_atomic
+from eu.io import build_once, cache_dir, write_jsonl_atomic
 from eu.models.precision import pick_device
 from eu.refusal import is_refusal
 
@@ -220,25 +220,24 @@ def _write_answers(
     what: str,
 ) -> Path:
     """Write ``model_name``'s answers to ``questions`` to ``path`` once (``user``/``assistant`` rows)."""
-    if path.is_file():
-        return path
-    with cache_lock(path):
-        if not path.is_file():  # another process may have written it meanwhile
-            print(f"eu: {model_name} answers {len(questions)} {what}", file=sys.stderr)
-            model = load_model()
-            model.to(pick_device()).eval()
-            answers = answer_questions(model, tokenizer, questions, max_new_tokens)
-            rows = [
-                {"user": q, "assistant": a}
-                for q, a in zip(questions, answers, strict=True)
-                if a.strip() and (keep_refusals or not empty_or_refusal(a))
-            ]
-            if not rows:
-                raise EUError(f"{model_name} refused or left empty all {len(questions)} {what}")
-            write_jsonl_atomic(path, rows)
-            left_out = "empty answers" if keep_refusals else "refusals and empty answers"
-            print(f"eu: kept {len(rows)} answers ({left_out} left out) in {path}", file=sys.stderr)
-    return path
+
+    def answer() -> None:
+        print(f"eu: {model_name} answers {len(questions)} {what}", file=sys.stderr)
+        model = load_model()
+        model.to(pick_device()).eval()
+        answers = answer_questions(model, tokenizer, questions, max_new_tokens)
+        rows = [
+            {"user": q, "assistant": a}
+            for q, a in zip(questions, answers, strict=True)
+            if a.strip() and (keep_refusals or not empty_or_refusal(a))
+        ]
+        if not rows:
+            raise EUError(f"{model_name} refused or left empty all {len(questions)} {what}")
+        write_jsonl_atomic(path, rows)
+        left_out = "empty answers" if keep_refusals else "refusals and empty answers"
+        print(f"eu: kept {len(rows)} answers ({left_out} left out) in {path}", file=sys.stderr)
+
+    return build_once(path, path.is_file, answer)
 
 
 def ensure_entity_answers(

@@ -25,6 +25,7 @@ from eu.errors import EUError
 from eu.generation import generate_from_ids
 from eu.io import atomic_path, read_jsonl, write_jsonl_atomic, write_text_atomic
 from eu.progress import Progress
+from eu.settings import setting_changes
 
 PARTS_FREE = ("num_pairs",)
 """Settings a resume may change: chunks do not depend on how many rows are wanted."""
@@ -141,15 +142,6 @@ def distinct_2gram_ratio(texts: list[str]) -> float:
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
-def _differences(recorded: dict[str, Any], wanted: dict[str, Any], ignore: tuple[str, ...] = ()) -> list[str]:
-    keys = sorted((set(recorded) | set(wanted)) - set(ignore))
-    return [
-        f"{k}: {recorded.get(k, 'not recorded')!r} there, {wanted.get(k, 'not recorded')!r} now"
-        for k in keys
-        if k not in recorded or k not in wanted or recorded[k] != wanted[k]
-    ]
-
-
 def check_sample_output(out: Path, settings: SampleSettings, source: dict[str, Any] | None = None) -> bool:
     """Whether ``out`` is already a corpus sampled with these settings (and ``source``); raises
     when ``out`` or ``OUT.parts`` holds something else (other settings, or files eu did not write)."""
@@ -168,7 +160,7 @@ def check_sample_output(out: Path, settings: SampleSettings, source: dict[str, A
                 f"{out} exists and eu did not write it (or it changed since); refusing to overwrite it. "
                 "Choose another output path, or remove the file"
             )
-        diff = _differences(meta.get("settings", {}), record)
+        diff = setting_changes(meta.get("settings", {}), record)
         if diff:
             raise EUError(
                 f"{out} was sampled with other settings ({'; '.join(diff)}); choose another output path, "
@@ -181,7 +173,7 @@ def check_sample_output(out: Path, settings: SampleSettings, source: dict[str, A
             recorded = json.loads(settings_file.read_text(encoding="utf-8"))
         except ValueError:
             recorded = {}
-        diff = _differences(recorded, record, ignore=PARTS_FREE)
+        diff = setting_changes(recorded, record, ignore=PARTS_FREE)
         if diff:
             raise EUError(
                 f"{parts} holds chunks sampled with other settings ({'; '.join(diff)}); rerun with those "

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from eu.data.sampler import SampleSettings, corpus_summary, sample_corpus, settings_record
-from eu.io import cache_dir, cache_lock
+from eu.io import build_once, cache_dir
 from eu.models.precision import pick_device
 
 CORPUS_FORMAT = 2
@@ -50,11 +50,7 @@ def ensure_corpus(
     the one sampling it.
     """
     path = corpus_path(model_name, settings, dtype)
-    if not path.is_file():
-        with cache_lock(path):
-            if not path.is_file():  # another process may have sampled it meanwhile
-                _sample_into(path, model_name, settings, tokenizer, load_model)
-    return path
+    return build_once(path, path.is_file, lambda: _sample_into(path, model_name, settings, tokenizer, load_model))
 
 
 def _sample_into(

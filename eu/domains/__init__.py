@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from eu.errors import EUError
-from eu.io import cache_dir, cache_lock, write_jsonl_atomic
+from eu.io import build_once, cache_dir, write_jsonl_atomic
 
 DOMAIN_VERSION = "2"
 """Cache folder of the domain files (v2: ``math``/``medicine`` became the diverse sets, the
@@ -64,14 +64,14 @@ def prepare(domain: str, split: str, out_dir: Path | None = None) -> Path:
     if domain not in SIZES:
         domain_items(domain, split)  # the clear error
     path = out_dir / f"{domain}-{split}.jsonl"
-    if not path.is_file():
-        with cache_lock(path):
-            if not path.is_file():  # another process may have written it meanwhile
-                if domain in RENAMED and domain not in _TOLD:
-                    _TOLD.add(domain)
-                    print(f"eu: {RENAMED[domain]}", file=sys.stderr)
-                write_jsonl_atomic(path, domain_items(domain, split))
-    return path
+
+    def write() -> None:
+        if domain in RENAMED and domain not in _TOLD:
+            _TOLD.add(domain)
+            print(f"eu: {RENAMED[domain]}", file=sys.stderr)
+        write_jsonl_atomic(path, domain_items(domain, split))
+
+    return build_once(path, path.is_file, write)
 
 
 SCORERS = ("auto", "number", "text", "choice", "contains")

@@ -125,21 +125,21 @@ def write_offline_task(name: str, tokenizer: Any) -> Path:
     once into ``CACHE/lm_eval/`` (keyed by the documents' content) and reused."""
     import yaml
 
-    from eu.io import atomic_dir, cache_dir, cache_lock
+    from eu.io import atomic_dir, build_once, cache_dir
 
     rows = OFFLINE_TASKS[name](tokenizer)
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     key = hashlib.sha256(f"{name}:{TASK_VERSION}:{text}".encode()).hexdigest()[:16]
     root = cache_dir() / "lm_eval"
     target = root / f"{name}-{key}"
-    if not (target / f"{name}.yaml").is_file():
-        with cache_lock(target):
-            if not (target / f"{name}.yaml").is_file():
-                with atomic_dir(target, kind="lm-eval-task", overwrite=True) as tmp:
-                    (tmp / f"{name}.jsonl").write_text(text, encoding="utf-8")
-                    config = task_config(name, target / f"{name}.jsonl", root / "datasets")
-                    (tmp / f"{name}.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    return target
+
+    def write() -> None:
+        with atomic_dir(target, kind="lm-eval-task", overwrite=True) as tmp:
+            (tmp / f"{name}.jsonl").write_text(text, encoding="utf-8")
+            config = task_config(name, target / f"{name}.jsonl", root / "datasets")
+            (tmp / f"{name}.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+
+    return build_once(target, (target / f"{name}.yaml").is_file, write)
 
 
 def _leaves(out: dict[str, Any], name: str) -> list[str]:

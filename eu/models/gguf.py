@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from eu.assets import asset_file
-from eu.io import atomic_dir, cache_dir, cache_lock
+from eu.io import atomic_dir, build_once, cache_dir
 
 GGUF_MODELS = {"smollm2-135m-instruct": "smollm2-135m-instruct-gguf"}
 
@@ -16,11 +16,7 @@ GGUF_MODELS = {"smollm2-135m-instruct": "smollm2-135m-instruct-gguf"}
 def build_gguf_model(alias: str) -> Path:
     """A cached Hugging Face folder (safetensors, tokenizer, chat template) for ``alias``."""
     target = cache_dir() / "models" / alias
-    if not (target / "config.json").is_file():
-        with cache_lock(target):
-            if not (target / "config.json").is_file():  # another process may have converted it meanwhile
-                _convert(alias, target)
-    return target
+    return build_once(target, (target / "config.json").is_file, lambda: _convert(alias, target))
 
 
 def _convert(alias: str, target: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from eu.io import atomic_dir, cache_dir, cache_lock
+from eu.io import atomic_dir, build_once, cache_dir
 from eu.rng import preserved_rng
 
 CHATML_TEMPLATE = (
@@ -84,8 +84,4 @@ def save_tiny_model(out_dir: str | Path, seed: int = 0) -> Path:
 def build_tiny_model() -> Path:
     """The ``tiny-llama`` alias: build once into the cache, then reuse."""
     path = cache_dir() / "models" / f"tiny-llama-v{TINY_VERSION}"
-    if not (path / "config.json").is_file():
-        with cache_lock(path):
-            if not (path / "config.json").is_file():  # another process may have built it meanwhile
-                save_tiny_model(path)
-    return path
+    return build_once(path, (path / "config.json").is_file, lambda: save_tiny_model(path))
