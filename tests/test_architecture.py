@@ -122,3 +122,21 @@ def test_tests_import_helpers_from_utils_not_conftest():
     old = "from " + "conftest import"  # split so that this file does not match itself
     offenders = [p.name for p in Path(__file__).parent.glob("*.py") if old in p.read_text()]
     assert offenders == [], f"import shared helpers from tests/utils.py: {offenders}"
+
+
+def test_objectives_share_one_call_signature_and_reuse_by_holding():
+    import inspect
+
+    import eu.objectives as objectives
+    from eu.objectives.base import AgainstReference, ForgetWeighted, Objective
+
+    classes = [
+        c for c in vars(objectives).values() if isinstance(c, type) and issubclass(c, Objective) and c is not Objective
+    ]
+    assert len(classes) >= 10
+    for cls in classes:
+        assert set(cls.__bases__) <= {Objective, ForgetWeighted, AgainstReference}, (
+            f"{cls.__name__} inherits {cls.__bases__}"
+        )
+        params = list(inspect.signature(cls.__call__).parameters)
+        assert params == ["self", "model", "batch", "reference"], f"{cls.__name__}.__call__{params}"

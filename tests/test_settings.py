@@ -3,19 +3,18 @@
 from eu.settings import NOT_RECORDED, changed, flatten, setting_changes
 
 
+def _value(record, key):
+    top, _, sub = key.partition(".")
+    return (record.get(top) or {}).get(sub, NOT_RECORDED) if sub else record.get(top, NOT_RECORDED)
+
+
 def _naive_changes(then, now):
     """Every dotted path compared by hand, for records nested two levels deep."""
-    out = []
     keys = set()
     for record in (then, now):
         for k, v in record.items():
             keys |= {f"{k}.{kk}" for kk in v} if isinstance(v, dict) else {k}
-    for key in sorted(keys):
-        top, _, sub = key.partition(".")
-        get = lambda r: (r.get(top, {}) or {}).get(sub, NOT_RECORDED) if sub else r.get(top, NOT_RECORDED)  # noqa: E731
-        if get(then) != get(now):
-            out.append((key, get(then), get(now)))
-    return out
+    return [(k, _value(then, k), _value(now, k)) for k in sorted(keys) if _value(then, k) != _value(now, k)]
 
 
 def test_changes_match_a_naive_walk_and_read_key_old_new():

@@ -82,7 +82,7 @@ def test_corpora_sampled_before_the_option_keep_their_key_and_sidecar(tmp_path, 
     assert "draw_among_top_k" not in recorded
     monkeypatch.setattr(sampler, "sample_chunk", lambda *a: pytest.fail("sampled again"))
     assert sample_corpus(None, None, out, default, progress=False) == out
-    with pytest.raises(Exception, match="draw_among_top_k: \(not recorded\) -> True"):
+    with pytest.raises(Exception, match=r"draw_among_top_k: \(not recorded\) -> True"):
         sample_corpus(None, None, out, fast, progress=False)
 
 

@@ -162,7 +162,7 @@ def parse_examples(examples: int | str | list[int]) -> list[int]:
     return counts
 
 
-def relearn_table(model: str, rows: list[dict[str, Any]], settings: dict[str, Any]) -> str:
+def relearn_markdown(model: str, rows: list[dict[str, Any]], settings: dict[str, Any]) -> str:
     """The Markdown table N → harmful and jailbreak ASR and refusal rates."""
 
     from eu.eval.stats import format_rate
@@ -288,8 +288,8 @@ def relearn(
             rows.append({**row, "counts": counts, "intervals": intervals})
             report = {"model": model, "settings": settings, "rows": rows}
             write_text_atomic(folder / "relearn.json", json.dumps(report, indent=2, ensure_ascii=False))
-            write_text_atomic(folder / "relearn.md", relearn_table(model, rows, settings))
-    print(relearn_table(model, rows, settings))
+            write_text_atomic(folder / "relearn.md", relearn_markdown(model, rows, settings))
+    print(relearn_markdown(model, rows, settings))
     print(f"eu: wrote {Path(out) / 'relearn.json'} and relearn.md", file=sys.stderr)
     return report
 

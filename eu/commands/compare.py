@@ -321,7 +321,7 @@ def method_table(
 
 def results_markdown(results: dict[str, Any], relative_to: str | None) -> str:
     """``results.md``: the settings in words, the main table and the relearning table."""
-    from eu.eval.comparison import relearn_table, results_table
+    from eu.eval.comparison import methods_relearn_table, results_table
 
     s, table = results["settings"], results["methods"]
     items = ", ".join(f"{suite} {n}" for suite, n in results["items"].items())
@@ -361,7 +361,7 @@ def results_markdown(results: dict[str, Any], relative_to: str | None) -> str:
             f"test split) after {r['steps']} AdamW steps at lr {r['lr']} on the first N benign MMLU pairs; "
             "mean over seeds [95% interval of the pooled counts].",
             "",
-            relearn_table(table),
+            methods_relearn_table(table),
         ]
     lines.append(f"Wall time of this run: {results['wall_seconds'] / 60:.1f} min (reused parts cost nothing).")
     return "\n".join(lines) + "\n"

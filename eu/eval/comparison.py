@@ -119,7 +119,7 @@ def results_table(methods: dict[str, dict[str, Any]], relative_to: str | None = 
     return "\n".join(lines) + "\n"
 
 
-def relearn_table(methods: dict[str, dict[str, Any]]) -> str:
+def methods_relearn_table(methods: dict[str, dict[str, Any]]) -> str:
     """Harmful / jailbreak ASR after the relearning attack (mean over seeds, 95% interval of the
     pooled counts): one row per attacked method, one column per N."""
     attacked = {name: m["relearn"] for name, m in methods.items() if m.get("relearn")}

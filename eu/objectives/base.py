@@ -14,8 +14,11 @@ from eu.objectives.terms import retain_loss, vocab_size
 class Objective:
     """Turns a causal LM and a step batch ``{"retain": ..., "forget": ...}`` into named losses.
 
-    ``__call__`` returns a dict with at least ``"loss/total"`` (the value optimised); every other
-    entry is logged as it is.
+    Every objective is called the same way, ``objective(model, batch, reference=None)``: ``reference``
+    is the frozen initial model when :attr:`needs_reference` is set, else ``None``. It returns a dict
+    with at least ``"loss/total"`` (the value optimised); every other entry is logged as it is.
+    Objectives reuse one another by holding them (:class:`~eu.objectives.WithRefusals` wraps any
+    objective), not by inheriting from them.
     """
 
     needs_forget: bool = True
@@ -32,7 +35,9 @@ class Objective:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
         self.chunk_size = chunk_size
 
-    def __call__(self, model: Any, batch: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    def __call__(
+        self, model: Any, batch: dict[str, dict[str, torch.Tensor]], reference: Any = None
+    ) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
     def prepare_model(self, model: Any) -> None:
@@ -68,6 +73,26 @@ class Objective:
         return f"{type(self).__name__}({args})"
 
 
+class AgainstReference(Objective):
+    """Base of the objectives that score the forget stream against the frozen initial model
+    (``needs_reference``) with inverse temperature β and add ``retain_weight·CE(retain)``: NPO, DPO."""
+
+    needs_reference = True
+
+    def __init__(self, beta: float = 0.1, retain_weight: float = 1.0, chunk_size: int = 1024) -> None:
+        """
+        Args:
+            beta: inverse temperature β of the preference loss.
+            retain_weight: weight of the retain cross-entropy.
+            chunk_size: tokens whose logits are materialised at once in the token losses.
+        """
+        super().__init__(chunk_size)
+        if beta <= 0:
+            raise EUError(f"objective beta must be > 0, got {beta}")
+        self.beta = beta
+        self.retain_weight = retain_weight
+
+
 class ForgetWeighted(Objective):
     """``L = λ·forget + (1 − λ)·CE(retain)``, the forget term given by :meth:`forget_term`.
 
@@ -88,7 +113,9 @@ class ForgetWeighted(Objective):
         """The forget term to minimise on the forget batch, and the entries it logs."""
         raise NotImplementedError
 
-    def __call__(self, model: Any, batch: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    def __call__(
+        self, model: Any, batch: dict[str, dict[str, torch.Tensor]], reference: Any = None
+    ) -> dict[str, torch.Tensor]:
         retain = retain_loss(model, batch["retain"], self.chunk_size)
         forget, logged = self.forget_term(model, self.forget_stream(batch))
         total = self.forget_weight * forget + (1.0 - self.forget_weight) * retain

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from eu.errors import EUError
-from eu.objectives.npo import NPO
+from eu.objectives.base import AgainstReference
 from eu.objectives.terms import reference_logprobs, retain_loss, sequence_logprobs
 
 
@@ -35,14 +35,13 @@ def dpo_loss(margins: torch.Tensor, normaliser: float | None = None) -> torch.Te
     return -F.logsigmoid(margins).sum() / max(n, 1.0)
 
 
-class DPO(NPO):
+class DPO(AgainstReference):
     """``L = E[−log σ(β·(Δ_chosen − Δ_rejected))] + retain_weight·CE(retain)``, ``Δ = log π_θ(y|x) − log π_ref(y|x)``.
 
     ``π_ref`` is the frozen initial model: a sharded copy held by the module, or, with LoRA, the
     same weights with the adapters switched off. Logs the DPO term, the mean reward margin
     ``β·(Δ_chosen − Δ_rejected)``, each side's reward ``β·Δ`` and the share of pairs whose margin
-    is positive (``dpo/accuracy``). Its arguments and reference are NPO's: ``beta`` (inverse
-    temperature β, default 0.1), ``retain_weight`` (default 1.0) and ``chunk_size``.
+    is positive (``dpo/accuracy``).
     """
 
     def __call__(

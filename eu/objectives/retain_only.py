@@ -24,7 +24,9 @@ class RetainOnly(Objective):
         super().__init__(chunk_size)
         self.monitor_forget = monitor_forget
 
-    def __call__(self, model: Any, batch: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    def __call__(
+        self, model: Any, batch: dict[str, dict[str, torch.Tensor]], reference: Any = None
+    ) -> dict[str, torch.Tensor]:
         retain = retain_loss(model, batch["retain"], self.chunk_size)
         out = {"loss/total": retain, "loss/retain": retain.detach()}
         if self.monitor_forget and "forget" in batch:

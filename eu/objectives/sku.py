@@ -207,7 +207,9 @@ class SKUNegation(Objective):
         self.expert = expert
         self.alpha = alpha
 
-    def __call__(self, model: Any, batch: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    def __call__(
+        self, model: Any, batch: dict[str, dict[str, torch.Tensor]], reference: Any = None
+    ) -> dict[str, torch.Tensor]:
         retain = retain_loss(model, batch["retain"], self.chunk_size)
         # zero, but through the model, so every strategy's backward runs as usual; no update follows
         return {"loss/total": retain * 0.0, "loss/retain": retain.detach()}
@@ -234,11 +236,12 @@ def negate_expert(model: Any, expert_path: str, alpha: float) -> None:
     print(f"eu: SKU: subtracted {alpha} x the task vector of {expert_path} (norm {norm:.4g})", file=sys.stderr)
 
 
-class SKURepaired(RetainOnly):
+class SKURepaired(Objective):
     """SKU with repair, a named variant: start from ``θ − α·τ`` as :class:`SKUNegation`, then train on
     the retain data (cross-entropy) for the run's steps, as the comparison's other methods do. The
     authors do not train after the negation."""
 
+    needs_forget = False
     rewrites_weights = True
 
     def __init__(self, expert: str, alpha: float = 1.0, monitor_forget: bool = False, chunk_size: int = 1024) -> None:
@@ -249,12 +252,16 @@ class SKURepaired(RetainOnly):
             monitor_forget: also compute (without gradient) the forget loss, when a forget stream is set.
             chunk_size: tokens whose logits are materialised at once in the token losses.
         """
-        super().__init__(monitor_forget, chunk_size)
-        if alpha <= 0:
-            raise EUError(f"objective alpha must be > 0, got {alpha}")
-        self.expert = expert
-        self.alpha = alpha
+        super().__init__(chunk_size)
+        self.negation = SKUNegation(expert, alpha, chunk_size)
+        self.repair = RetainOnly(monitor_forget, chunk_size)
+
+    def __call__(
+        self, model: Any, batch: dict[str, dict[str, torch.Tensor]], reference: Any = None
+    ) -> dict[str, torch.Tensor]:
+        """The repair: RetainOnlyFT's cross-entropy on the retain data."""
+        return self.repair(model, batch)
 
     def prepare_model(self, model: Any) -> None:
-        """Subtract ``α·τ`` from the freshly loaded original weights."""
-        negate_expert(model, self.expert, self.alpha)
+        """Subtract ``α·τ`` from the freshly loaded original weights, as :class:`SKUNegation` does."""
+        self.negation.prepare_model(model)
