@@ -172,3 +172,28 @@ def test_documented_config_paths_exist():
         if not (ROOT / name).is_file()
     ]
     assert not missing, "\n".join(missing)
+
+
+QUICKSTART_DIFFERS = {
+    "trainer.default_root_dir": "its own run folder",
+    "model.objective.init_args.forget_weight": "λ 0.3: a larger share for maths in 60 steps (the recipe keeps the paper's 0.4)",
+    "data.sample.batch_size": "the 128 pairs sampled at once",
+    "data.sample.draw_among_top_k": "the top-k draw (docs/performance.md)",
+}
+"""Where the quickstart may differ from the maths recipe at its 60 steps, besides the callbacks
+(the quickstart measures more suites and trains RetainOnlyFT beside itself)."""
+
+
+def test_the_quickstart_is_the_maths_recipe_at_60_steps_but_for_stated_keys(capsys, workdir):
+    from eu.settings import changed
+
+    recipe = print_config(
+        capsys,
+        "-c",
+        str(CONFIG_DIR / "recipes/smollm2_math.yaml"),
+        "-c",
+        str(CONFIG_DIR / "steps/smollm2_math_60.yaml"),
+    )
+    quickstart = print_config(capsys, "-c", str(CONFIG_DIR / "quickstart.yaml"))
+    differ = {key for key, _, _ in changed(recipe, quickstart) if not key.startswith("trainer.callbacks.")}
+    assert differ == set(QUICKSTART_DIFFERS), "state a new difference in QUICKSTART_DIFFERS and the configs' headers"
