@@ -176,7 +176,7 @@ def test_documented_config_paths_exist():
 
 QUICKSTART_DIFFERS = {
     "trainer.default_root_dir": "its own run folder",
-    "model.objective.init_args.forget_weight": "λ 0.3: a larger share for maths in 60 steps (the recipe keeps the paper's 0.4)",
+    "model.objective.init_args.forget_weight": "λ 0.3: more weight on maths in 60 steps (the recipe: 0.4)",
     "data.sample.batch_size": "the 128 pairs sampled at once",
     "data.sample.draw_among_top_k": "the top-k draw (docs/performance.md)",
 }
