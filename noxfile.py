@@ -1,4 +1,4 @@
-"""Developer sessions: ``nox -s tests``, ``nox -s unit``, ``nox -s lint``, ``nox -s docs``, ``nox -s bench``."""
+"""Developer sessions: ``nox -s tests``, ``unit``, ``lint``, ``numbers``, ``docs``, ``bench``."""
 
 import nox
 
@@ -38,7 +38,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def docs(session: nox.Session) -> None:
     """Build the documentation site strictly."""
-    session.install("mkdocs")
+    session.install("mkdocs", "pymdown-extensions")
     session.run("mkdocs", "build", "--strict", "--site-dir", "site")
 
 
@@ -49,3 +49,41 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/forget_loss_memory.py")
     session.run("python", "benchmarks/train_step.py", *session.posargs)
     session.run("python", "benchmarks/sampling.py")
+
+
+MEDICINE_EVAL = (
+    "eu evaluate --model smollm2-135m-instruct --model runs/numbers/medicine/checkpoints/last.ckpt"
+    " --model runs/numbers/medicine_safe/checkpoints/last.ckpt"
+    " --suites domain,offdomain,harmful,jailbreak,medical-harmful --domain medicine --domain_size 198"
+    " --harmful_size 75 --jailbreak_size 75 --max_new_tokens 32 --batch_size 25 --out runs/numbers/medicine_eval"
+)
+NUMBERS = {
+    "in_domain_refusals": (
+        [
+            "eu fit -c configs/recipes/smollm2_medicine_safe.yaml -c configs/steps/no_evaluation.yaml"
+            " --trainer.default_root_dir runs/numbers/medicine_safe",
+            "eu fit -c configs/recipes/smollm2_medicine.yaml -c configs/steps/no_evaluation.yaml"
+            " --trainer.default_root_dir runs/numbers/medicine",
+            MEDICINE_EVAL,
+        ],
+        "python scripts/in_domain_table.py runs/numbers/medicine_eval",
+    ),
+}
+"""Per results file (docs/results/NAME.md): the runs it reads, then the command that prints its table."""
+
+
+@nox.session
+def numbers(session: nox.Session) -> None:
+    """Regenerate docs results files: ``nox -s numbers -- NAME`` (all of them without NAME); hours on a CPU.
+
+    Each named chain runs its commands, then writes docs/results/NAME.md with the machine and commit in
+    its header. ``eu fit`` refuses a run folder that exists: remove runs/numbers/ to measure afresh."""
+    _install(session)
+    for name in session.posargs or sorted(NUMBERS):
+        if name not in NUMBERS:
+            session.error(f"unknown results file {name!r}; known: {', '.join(sorted(NUMBERS))}")
+        ran, table = NUMBERS[name]
+        for command in ran:
+            session.run(*command.split())
+        recorded = [arg for command in ran for arg in ("--ran", command)]
+        session.run("python", "scripts/docs_results.py", name, *recorded, "--", *table.split())

@@ -33,8 +33,8 @@ class TopKDraw:
     It leaves only the drawn token's logit finite, so greedy decoding then emits it. The
     distribution is that of ``transformers``' temperature, top-k and multinomial sampling (with
     its inf/nan clean-up), but the random draw covers ``top_k`` candidates instead of the whole
-    vocabulary (``torch.multinomial`` draws one exponential variate per vocabulary entry): 1.43x
-    faster sampling for a 135M model at batch 128 on a 2-core CPU (``benchmarks/sampling.py``).
+    vocabulary (``torch.multinomial`` draws one exponential variate per vocabulary entry), so
+    sampling is faster (``benchmarks/sampling.py`` measures by how much).
     The random stream differs from ``transformers``' for the same seed.
     """
 

@@ -70,8 +70,8 @@ class UnlearningModule(L.LightningModule):
                 default (SDPA where the family supports it, eager otherwise, e.g. Gemma-2).
             lora: train low-rank adapters instead of all weights (needs ``peft``).
             compile: ``torch.compile`` the decoder (dynamic shapes; a C++ compiler on CPU). Off by
-                default: on the 2-core CPU its compile time outweighs the faster steps of a short run
-                (docs/performance.md has the measurement).
+                default: on a small CPU its compile time can outweigh the faster steps of a short
+                run (docs/performance.md measures it).
             robust: take the forget term's gradient where relearning would move the weights
                 (docs/tamper_resistance.md): ``sam`` (at θ + ρ·g/‖g‖) or ``adversarial`` (after
                 ``robust_steps`` simulated SGD steps); unset: plain gradient. Needs a λ-weighted

@@ -41,7 +41,7 @@ def sample(
         seed: base seed; chunk ``c`` uses a seed derived from it and ``c``.
         system: system turn of the sampled conversations; unset (the reference): none.
         draw_among_top_k: draw each token among the top-k candidates only: the same distribution,
-            1.43x faster on a 2-core CPU (benchmarks/sampling.py), another corpus for the same
+            faster (benchmarks/sampling.py measures it), another corpus for the same
             seed than the default draw.
         dtype: ``auto`` (bfloat16 where the device computes it natively, as the reference on GPUs;
             else float32), float32, bfloat16 or float16.

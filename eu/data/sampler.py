@@ -56,7 +56,7 @@ class SampleSettings:
     system turn, so a template's default system prompt (SmolLM2's) appears at both stages."""
     draw_among_top_k: bool = False
     """Draw each token among the top-k candidates only (:class:`eu.generation.TopKDraw`): the same
-    distribution, 1.43x faster sampling on a 2-core CPU (``benchmarks/sampling.py``), another random
+    distribution, faster sampling (``benchmarks/sampling.py`` measures it), another random
     stream than the default (``transformers``' draw over the whole vocabulary), so another corpus
     for the same seed."""
 
