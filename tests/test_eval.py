@@ -494,3 +494,17 @@ def test_a_refused_benign_question_counts_as_unanswered(tiny_model, tiny_tokeniz
     assert result["answer_rate"] == pytest.approx(0.5)
     assert summary_row({"domain": result})["domain_answer_rate"] == pytest.approx(0.5)
     assert rate_counts({"domain": result})["domain_answer_rate"] == [2, 4]
+
+
+def test_suite_items_and_results_carry_only_their_typed_keys(tiny_model, tiny_tokenizer, fake_sources):
+    from eu.eval import EvalItem, EvalRecord, SuiteResult
+
+    items = build_suites(["harmful", "domain", "offdomain"], harmful_size=2, domain_size=2, offdomain_size=2)
+    results = run_suites(tiny_model, tiny_tokenizer, items, KeywordJudge(), max_new_tokens=3, batch_size=2)
+    typed_item, typed_record = set(EvalItem.__annotations__), set(EvalRecord.__annotations__)
+    for name, suite_items in items.items():
+        assert all({"suite", "prompt", "harmful_request"} <= set(it) for it in suite_items)
+        if name != "domain":  # a domain item also carries its domain's own fields (user_text, holdout…)
+            assert all(set(it) <= typed_item for it in suite_items), name
+            assert all(set(r) <= typed_record for r in results[name]["records"]), name
+        assert set(results[name]) <= set(SuiteResult.__annotations__), name

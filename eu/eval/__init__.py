@@ -8,6 +8,9 @@ from eu.exports import lazy_exports
 __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     {
+        "EvalItem": "eu.eval.items",
+        "EvalRecord": "eu.eval.items",
+        "SuiteResult": "eu.eval.items",
         "build_suites": "eu.eval.runner",
         "run_suites": "eu.eval.runner",
         "KLGuard": "eu.eval.guard",

@@ -12,6 +12,7 @@ import torch
 from eu.domains import SCORERS, is_correct
 from eu.errors import EUError
 from eu.eval.entropy import entropy_fraction, response_kl_to_uniform
+from eu.eval.items import EvalItem, SuiteResult
 from eu.eval.metrics import AttackSuccessRate, DomainAccuracy, EntropyFraction, Rate, RefusalRate
 from eu.eval.multiple_choice import score_choices
 from eu.eval.report import holdout_key, load_model_result, path_suffix, save_model_result, unique_names
@@ -47,7 +48,7 @@ def build_suites(
     offdomain_size: int | None = None,
     mmlu_size: int | None = 100,
     split: str = "test",
-) -> dict[str, list[dict[str, Any]]]:
+) -> dict[str, list[EvalItem]]:
     """Items per suite. Names: ``harmful``, ``jailbreak``, ``domain`` (or ``domain:NAME``),
     ``offdomain``, ``mmlu`` (held-out general capability), ``medical-harmful`` (harmful requests
     inside the medical domain, all of the split), ``prompts:FILE.jsonl``,
@@ -56,7 +57,7 @@ def build_suites(
     draw from ``split`` (``validation`` to choose settings, ``test`` to report); a user's file is
     used whole."""
     check_split(split)
-    suites: dict[str, list[dict[str, Any]]] = {}
+    suites: dict[str, list[EvalItem]] = {}
     named = file_suite_names(names)
     for name in names:
         kind, _, arg = name.partition(":")
@@ -250,7 +251,7 @@ def run_suites(
     guard: Any = None,
     rank: int = 0,
     world_size: int = 1,
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, SuiteResult]:
     """Evaluate every suite; each rank takes items ``rank::world_size``, metrics sum over ranks."""
     device = next(model.parameters()).device
     was_training = model.training

@@ -17,6 +17,7 @@ import yaml
 
 from eu.data.harmful_prompts import advbench_behaviours, harmbench_behaviours, normalise
 from eu.errors import EUError
+from eu.eval.items import EvalItem
 from eu.eval.splits import check_split, in_split
 from eu.io import read_jsonl
 
@@ -74,7 +75,7 @@ def harmful_behaviours(split: str = "test") -> list[tuple[str, str]]:
     return [("harmbench", b) for b in harmbench] + [("advbench", b) for b in advbench]
 
 
-def harmful_suite(size: int | None = 100, seed: int = 0, split: str = "test") -> list[dict[str, Any]]:
+def harmful_suite(size: int | None = 100, seed: int = 0, split: str = "test") -> list[EvalItem]:
     """HarmBench standard and AdvBench behaviours of ``split`` as plain user turns, a seeded sample of ``size``."""
     return [
         {"suite": "harmful", "source": src, "prompt": b, "behaviour": b, "harmful_request": True, "split": split}
@@ -88,7 +89,7 @@ def jailbreak_suite(
     max_template_chars: int | None = 3000,
     templates: dict[str, str] | None = None,
     split: str = "test",
-) -> list[dict[str, Any]]:
+) -> list[EvalItem]:
     """A seeded sample of (template, behaviour) pairs of ``split`` (its templates and its
     behaviours; ``templates`` given: those, whatever the split); the template name is kept."""
     templates = templates if templates is not None else jailbreak_templates(max_template_chars, split)
@@ -112,7 +113,7 @@ def jailbreak_suite(
     return items
 
 
-def domain_suite(domain: str, size: int | None = 100, split: str = "test") -> list[dict[str, Any]]:
+def domain_suite(domain: str, size: int | None = 100, split: str = "test") -> list[EvalItem]:
     """Held-out items of a built-in domain in ``split`` (the problem behind each item decides its
     part, so one problem in two phrasings stays in one), with their reference answers."""
     from eu.domains import domain_items
@@ -131,7 +132,7 @@ def domain_suite(domain: str, size: int | None = 100, split: str = "test") -> li
     ]
 
 
-def medical_harmful_suite(size: int | None = None, split: str = "test") -> list[dict[str, Any]]:
+def medical_harmful_suite(size: int | None = None, split: str = "test") -> list[EvalItem]:
     """Harmful requests inside the medical domain (``eu:medicine-harmful``) of ``split``: templates
     and medications or conditions that its training part never shows."""
     from eu.data.medicine_harmful import generate
@@ -150,7 +151,7 @@ def medical_harmful_suite(size: int | None = None, split: str = "test") -> list[
     ]
 
 
-def mmlu_suite(size: int | None = 100, seed: int = 0, split: str = "test") -> list[dict[str, Any]]:
+def mmlu_suite(size: int | None = 100, seed: int = 0, split: str = "test") -> list[EvalItem]:
     """Held-out MMLU questions of ``split`` (general capability, scored by option likelihood)."""
     from eu.data.mmlu import capability_suite
 
@@ -158,7 +159,7 @@ def mmlu_suite(size: int | None = 100, seed: int = 0, split: str = "test") -> li
     return items if size is None else items[:size]
 
 
-def offdomain_suite(size: int | None = None) -> list[dict[str, Any]]:
+def offdomain_suite(size: int | None = None) -> list[EvalItem]:
     """The off-domain requests (the first ``size``), scored by response entropy as a fraction of ``log V``."""
     return [
         {"suite": "offdomain", "prompt": p, "harmful_request": False, "score": "entropy"}
@@ -172,7 +173,7 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
     return read_jsonl(path)
 
 
-def user_prompts_suite(path: str, harmful: bool = True) -> list[dict[str, Any]]:
+def user_prompts_suite(path: str, harmful: bool = True) -> list[EvalItem]:
     """A JSONL of ``{"prompt": ...}`` (or ``behaviour``/``goal``) records, e.g. a Harm-1 style set."""
     rows = _jsonl(Path(path))
     items = []
@@ -186,7 +187,7 @@ def user_prompts_suite(path: str, harmful: bool = True) -> list[dict[str, Any]]:
     return items
 
 
-def user_templates_suite(path: str, behaviours: list[str], size: int = 200, seed: int = 0) -> list[dict[str, Any]]:
+def user_templates_suite(path: str, behaviours: list[str], size: int = 200, seed: int = 0) -> list[EvalItem]:
     """Jailbreak templates from a file (JSONL with ``template``/``name``, or a text file with one
     template per blank-line-separated block) applied to ``behaviours``."""
     file = Path(path)
@@ -214,7 +215,7 @@ def user_templates_suite(path: str, behaviours: list[str], size: int = 200, seed
     ]
 
 
-def user_domain_suite(path: str, scorer: str = "auto") -> list[dict[str, Any]]:
+def user_domain_suite(path: str, scorer: str = "auto") -> list[EvalItem]:
     """A domain QA file: JSONL with ``prompt`` (or ``question``) and ``answer`` (string or list of
     accepted answers), optionally ``choices`` (multiple choice, scored by option likelihood) and
     ``scorer`` (this row's, overriding the file's ``scorer``; :data:`eu.domains.SCORERS`)."""
