@@ -32,4 +32,4 @@ for variant in eu sam adversarial; do
   $EU attack relearn --model "$run/checkpoints/last.ckpt" --examples "$HARMFUL" --data harmful \
     "${SUITES[@]}" --out "$run/attack_harmful"
 done
-python scripts/relearn_resistance_table.py "$RUNS" | tee "$RUNS/table.md"
+python scripts/relearn_resistance_table.py "$RUNS" --plot "$RUNS/asr_by_n.png" | tee "$RUNS/table.md"

@@ -40,3 +40,22 @@ def test_rates_are_pooled_over_seeds_with_their_interval(tmp_path):
     lines = text.splitlines()
     assert lines[2].startswith("| eu | harmful | 10 | 0.40 [") and lines[2].endswith("| 42 |")
     assert "| sam | benign | 50 | 0.02 [0.01, 0.06] | – |" in text and "| 0.50 [" in text
+
+
+def test_the_plot_draws_one_line_per_variant_and_attack(tmp_path, monkeypatch):
+    import eu.eval.report as report
+
+    write(tmp_path, 42, "eu", "benign", [{"examples": n, "counts": {"harmful_asr": [n // 5, 75]}} for n in (0, 50)])
+    write(tmp_path, 42, "sam", "benign", [{"examples": n, "counts": {"harmful_asr": [1, 75]}} for n in (0, 50)])
+    drawn = {}
+    real_save = report.save_figure
+
+    def keep(fig, path):
+        drawn.update({bars.get_label(): list(bars.lines[0].get_ydata()) for bars in fig.axes[0].containers})
+        real_save(fig, path)
+
+    monkeypatch.setattr(report, "save_figure", keep)
+    table_script.plot(tmp_path, tmp_path / "asr.png")
+    assert (tmp_path / "asr.png").read_bytes()[:4] == b"\x89PNG"
+    assert set(drawn) == {"eu, benign", "sam, benign"}
+    assert drawn["eu, benign"] == [0.0, 10 / 75] and drawn["sam, benign"] == [1 / 75, 1 / 75]
