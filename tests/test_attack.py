@@ -140,8 +140,10 @@ def test_bad_input_is_refused_clearly(tmp_path, fake_sources, kwargs, message): 
     assert not out.exists(), "nothing left behind"
 
 
-def test_unknown_attack_is_refused():
-    assert run_eu("attack", "forget") == 2
+def test_unknown_attack_is_refused(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run_eu("attack", "forget")
+    assert exit_info.value.code == 2 and "'forget'" in capsys.readouterr().err
 
 
 def test_domain_accuracy_is_measured_after_each_attack(tmp_path, fake_sources, fake_mmlu, fake_judge):  # noqa: F811

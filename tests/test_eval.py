@@ -399,7 +399,7 @@ def _evaluate(out, **kwargs):
     return evaluate(out=str(out), **{**defaults, **kwargs})
 
 
-def test_evaluate_saves_each_model_and_reuses_it_only_with_the_same_arguments(tmp_path, tiny_path, loads):
+def test_evaluate_saves_each_model_and_reuses_it_only_with_the_same_arguments(tmp_path, tiny_path, loads, capsys):
     out = tmp_path / "eval"
     with pytest.raises(EUError, match="broken model"):
         _evaluate(out, model=["tiny-llama", "broken"])
@@ -415,8 +415,10 @@ def test_evaluate_saves_each_model_and_reuses_it_only_with_the_same_arguments(tm
     again = _evaluate(out, model=["tiny-llama", str(tiny_path)])
     assert loads == [] and again == first
     loads.clear()
+    capsys.readouterr()
     _evaluate(out, model=["tiny-llama"], max_new_tokens=3)
     assert loads == ["tiny-llama"], "other arguments: computed again"
+    assert "tiny-llama: evaluated before with other settings (max_new_tokens: 2 -> 3)" in capsys.readouterr().err
     assert list(json.loads((out / "results.json").read_text())) == ["tiny-llama"]
 
 

@@ -324,6 +324,15 @@ def save_model_result(out_dir: str | Path, model: str, arguments: dict[str, Any]
     return path
 
 
+def saved_arguments(out_dir: str | Path, model: str) -> dict[str, Any] | None:
+    """The arguments ``model``'s saved results in ``out_dir`` were computed under, or ``None``."""
+    try:
+        saved = json.loads(model_result_path(out_dir, model).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return saved.get("arguments") if isinstance(saved, dict) and saved.get("model") == model else None
+
+
 def load_model_result(
     out_dir: str | Path, model: str, arguments: dict[str, Any], ignore: tuple[str, ...] = ()
 ) -> dict[str, Any] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,14 @@ from eu.eval.entropy import entropy_fraction, response_kl_to_uniform
 from eu.eval.items import EvalItem, SuiteResult
 from eu.eval.metrics import AttackSuccessRate, DomainAccuracy, EntropyFraction, Rate, RefusalRate
 from eu.eval.multiple_choice import score_choices
-from eu.eval.report import holdout_key, load_model_result, path_suffix, save_model_result, unique_names
+from eu.eval.report import (
+    holdout_key,
+    load_model_result,
+    path_suffix,
+    save_model_result,
+    saved_arguments,
+    unique_names,
+)
 from eu.eval.splits import check_split
 from eu.eval.suites import (
     domain_suite,
@@ -32,6 +40,7 @@ from eu.generation import generate_from_ids
 from eu.progress import Progress
 from eu.prompts import chat_prompt_ids
 from eu.refusal import is_refusal
+from eu.settings import setting_changes
 
 FILE_SUITES = ("prompts", "templates", "qa")
 """Suite kinds that read a user's file."""
@@ -231,6 +240,13 @@ def saved_result(
         return saved
     stale = load_model_result(folder, key, arguments, ignore=("judge_version",))
     if stale is None:
+        before = saved_arguments(folder, key)
+        changes = setting_changes(before, json.loads(json.dumps(arguments))) if before is not None else []
+        if changes:
+            print(
+                f"eu: {key}: evaluated before with other settings ({'; '.join(changes)}); evaluating again",
+                file=sys.stderr,
+            )
         return None
     print(f"eu: {key}: the judge changed since it was evaluated; judging its saved responses again", file=sys.stderr)
     if suites_field is None:
