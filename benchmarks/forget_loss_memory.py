@@ -21,7 +21,7 @@ def measure(variant: str, vocab: int, tokens: int, hidden: int, chunk: int) -> d
     """Run one variant in this process and report its peak extra memory in MiB."""
     import time
 
-    from eu.losses import chunked_weighted_token_loss, forget_token_weights
+    from eu.objectives.losses import chunked_weighted_token_loss, forget_token_weights
 
     from naive_losses import naive_forget_loss
 

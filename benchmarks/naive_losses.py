@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from eu.losses import IGNORE_INDEX, kl_to_uniform_from_logits
+from eu.objectives.losses import IGNORE_INDEX, kl_to_uniform_from_logits
 
 
 def _float(logits: torch.Tensor) -> torch.Tensor:

@@ -37,10 +37,10 @@ import torch
 from eu.data.datamodule import PackedSteps, StreamConfig, UnlearningDataModule
 from eu.data.sampler import SampleSettings
 from eu.data.sources import SELF_GENERATED
-from eu.losses import IGNORE_INDEX
 from eu.models import compile_decoder, load_model, sampling_dtype
 from eu.models.precision import default_precision, native_bf16
 from eu.objectives import ExclusiveUnlearning
+from eu.objectives.losses import IGNORE_INDEX
 from eu.objectives.robust import RobustOptions, robust_losses
 from eu.objectives.terms import decoder_and_head, forget_term_from_hidden, retain_loss_from_hidden
 from eu.optim import MasterWeightAdamW, use_fused_kernel

@@ -11,7 +11,7 @@ import torch
 from eu.data.packing import first_fit_decreasing, pack_rows
 from eu.data.records import PreferenceRecord
 from eu.data.tokenized import tokenize_pairs, tokenize_records
-from eu.losses import IGNORE_INDEX
+from eu.objectives.losses import IGNORE_INDEX
 from eu.prompts import ChatRecord, encode_record
 
 FAMILIES = ("llama", "qwen2", "gemma2")

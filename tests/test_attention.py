@@ -7,7 +7,7 @@ import torch
 
 from eu.data.packing import first_fit_decreasing, pack_rows
 from eu.data.tokenized import tokenize_records
-from eu.losses import IGNORE_INDEX, chunked_token_losses
+from eu.objectives.losses import IGNORE_INDEX, chunked_token_losses
 from eu.objectives.terms import decoder_and_head, decoder_hidden
 from eu.prompts import ChatRecord
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from eu.losses import IGNORE_INDEX, chunked_token_losses, npo_loss, sequence_sums
+from eu.objectives.losses import IGNORE_INDEX, chunked_token_losses, npo_loss, sequence_sums
 
 from naive_losses import naive_retain_loss, naive_sequence_logprob
 from utils import ROOT, run_eu

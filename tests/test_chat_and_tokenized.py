@@ -3,7 +3,7 @@ import torch
 from eu.data.packing import pack_rows
 from eu.data.records import ChatRecord
 from eu.data.tokenized import tokenize_cached, tokenize_records
-from eu.losses import IGNORE_INDEX
+from eu.objectives.losses import IGNORE_INDEX
 from eu.prompts import encode_record
 
 

@@ -11,7 +11,7 @@ from eu.data.packing import first_fit_decreasing, pack_rows
 from eu.data.records import PreferenceRecord
 from eu.data.tokenized import pair_lengths, tokenize_pairs
 from eu.errors import EUError
-from eu.losses import IGNORE_INDEX
+from eu.objectives.losses import IGNORE_INDEX
 
 from naive_losses import naive_sequence_logprob
 from utils import ROOT, run_eu, scalars

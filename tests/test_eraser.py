@@ -13,8 +13,8 @@ import yaml
 
 from eu.data.records import PreferenceRecord
 from eu.errors import EUError
-from eu.losses import IGNORE_INDEX
 from eu.models import sampling_dtype
+from eu.objectives.losses import IGNORE_INDEX
 from eu.prompts import ChatRecord
 
 from naive_losses import naive_reference_kl, naive_retain_loss, naive_sequence_mean_cross_entropy
@@ -114,8 +114,8 @@ def test_eraser_matches_the_authors_terms_in_value_and_gradient(family, tiny_tok
 
 
 def test_the_ascent_stops_at_the_threshold(tiny_model, tiny_tokenizer):
-    from eu.losses import thresholded_ascent
     from eu.objectives import Eraser
+    from eu.objectives.losses import thresholded_ascent
 
     ce = torch.tensor([0.5, 2.5, 3.0], dtype=torch.float64, requires_grad=True)
     value = thresholded_ascent(ce, 1.8)

@@ -3,7 +3,12 @@ import math
 import pytest
 import torch
 
-from eu.losses import IGNORE_INDEX, chunked_weighted_token_loss, forget_token_weights, kl_to_uniform_from_logits
+from eu.objectives.losses import (
+    IGNORE_INDEX,
+    chunked_weighted_token_loss,
+    forget_token_weights,
+    kl_to_uniform_from_logits,
+)
 
 from naive_losses import naive_forget_loss, naive_retain_loss
 

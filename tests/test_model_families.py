@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from eu.errors import EUError
-from eu.losses import IGNORE_INDEX
 from eu.models.logits import check_logit_path
+from eu.objectives.losses import IGNORE_INDEX
 from eu.objectives.terms import forget_loss, retain_loss
 
 from naive_losses import naive_forget_loss, naive_retain_loss

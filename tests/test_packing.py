@@ -6,7 +6,7 @@ import torch
 from eu.data.packing import first_fit_decreasing, pack_rows
 from eu.data.records import ChatRecord
 from eu.data.tokenized import tokenize_records
-from eu.losses import IGNORE_INDEX
+from eu.objectives.losses import IGNORE_INDEX
 from eu.objectives.terms import forget_loss, retain_loss
 
 from naive_losses import naive_forget_loss, naive_retain_loss

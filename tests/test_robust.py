@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from eu.errors import EUError
-from eu.losses import IGNORE_INDEX
 from eu.objectives import NPO, ExclusiveUnlearning
+from eu.objectives.losses import IGNORE_INDEX
 from eu.objectives.robust import RobustOptions, check_robust_strategy, robust_losses, robust_options
 from eu.prompts import ChatRecord
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from eu.errors import EUError
-from eu.losses import IGNORE_INDEX
+from eu.objectives.losses import IGNORE_INDEX
 from eu.prompts import ChatRecord, encode_record
 
 import objective_helpers as oh

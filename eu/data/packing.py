@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from eu.data.tokenized import TokenizedExamples
-from eu.losses import IGNORE_INDEX
+from eu.objectives.losses import IGNORE_INDEX
 
 
 def first_fit_decreasing(lengths: list[int], capacity: int) -> list[list[int]]:

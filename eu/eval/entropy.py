@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from eu.losses import kl_to_uniform_from_logits
+from eu.objectives.losses import kl_to_uniform_from_logits
 
 
 @torch.no_grad()

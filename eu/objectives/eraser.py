@@ -28,8 +28,8 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from eu.errors import EUError
-from eu.losses import thresholded_ascent
 from eu.objectives.base import Objective
+from eu.objectives.losses import thresholded_ascent
 from eu.objectives.terms import (
     reference_kl,
     retain_loss,

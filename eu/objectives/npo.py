@@ -6,8 +6,8 @@ from typing import Any
 
 import torch
 
-from eu.losses import npo_loss
 from eu.objectives.base import AgainstReference
+from eu.objectives.losses import npo_loss
 from eu.objectives.terms import reference_logprobs, retain_loss, sequence_logprobs
 
 

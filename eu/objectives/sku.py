@@ -25,8 +25,8 @@ from typing import Any
 import torch
 
 from eu.errors import EUError
-from eu.losses import IGNORE_INDEX
 from eu.objectives.base import Objective
+from eu.objectives.losses import IGNORE_INDEX
 from eu.objectives.retain_only import RetainOnly
 from eu.objectives.terms import retain_loss, sequence_mean_cross_entropy, token_positions_reference_kl
 

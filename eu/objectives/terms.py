@@ -1,7 +1,7 @@
 """Loss terms objectives compute from a causal LM and one stream's packed batch.
 
 A batch here is one stream (``batch["retain"]`` or ``batch["forget"]`` of a step). The token
-losses project hidden states to logits a chunk at a time (see :mod:`eu.losses`).
+losses project hidden states to logits a chunk at a time (see :mod:`eu.objectives.losses`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from typing import Any
 import torch
 
 from eu.errors import EUError
-from eu.losses import (
+from eu.models.logits import output_head
+from eu.objectives.losses import (
     IGNORE_INDEX,
     chunked_reference_kl,
     chunked_token_losses,
@@ -19,7 +20,6 @@ from eu.losses import (
     forget_token_weights,
     sequence_sums,
 )
-from eu.models.logits import output_head
 
 
 def decoder_and_head(model: Any) -> tuple[Any, Any]:
