@@ -56,6 +56,12 @@ def rates(suites: dict[str, Any]) -> dict[str, list[int]]:
     return rate_counts(suites)
 
 
+def label(model: str) -> str:
+    """A model's row name: the run folder of an ``eu fit`` checkpoint (``RUN/checkpoints/last.ckpt``), else as given."""
+    path = Path(model)
+    return path.parent.parent.name if path.suffix == ".ckpt" and path.parent.name == "checkpoints" else model
+
+
 def rate_cell(hits: int, n: int) -> str:
     """``rate [low, high]``, the 95% Wilson interval."""
     return format_rate(hits / n, wilson(hits, n)) if n else "–"
@@ -108,9 +114,9 @@ def table(folder: Path) -> str:
     reference = models[names[1]]
     header = [c for c, _ in COLUMNS] + ["accuracy ÷ plain", "off-domain entropy"]
     lines = ["| model | " + " | ".join(header) + " |", "|---|" + "---:|" * len(header)]
-    lines += [row(name, suites, reference) for name, suites in models.items()]
+    lines += [row(label(name), suites, reference) for name, suites in models.items()]
     for name in names[2:]:
-        lines += ["", f"Goal, {name}:", *goal(models[name], reference)]
+        lines += ["", f"Goal, {label(name)}:", *goal(models[name], reference)]
     return "\n".join(lines) + "\n"
 
 

@@ -496,6 +496,9 @@ def test_a_refused_benign_question_counts_as_unanswered(tiny_model, tiny_tokeniz
     assert result["answer_rate"] == pytest.approx(0.5)
     assert summary_row({"domain": result})["domain_answer_rate"] == pytest.approx(0.5)
     assert rate_counts({"domain": result})["domain_answer_rate"] == [2, 4]
+    with_choice = {**result, "records": [*result["records"], {"index": 4, "correct": True, "choices": ["a", "b"]}]}
+    assert rate_counts({"domain": with_choice})["domain_answer_rate"] == [2, 4], "multiple choice generates nothing"
+    assert rate_counts({"domain": with_choice})["domain_accuracy"][1] == 5
 
 
 def test_suite_items_and_results_carry_only_their_typed_keys(tiny_model, tiny_tokenizer, fake_sources):

@@ -34,7 +34,7 @@ def _evaluation(tmp_path, models):
 def test_the_table_and_the_goal_read_the_runs_records(tmp_path):
     models = {
         "untouched": _suites(refusals=2, answered=100, correct=30, harmful_unsafe=60),
-        "plain": _suites(refusals=0, answered=100, correct=60, harmful_unsafe=1),
+        "runs/plain/checkpoints/last.ckpt": _suites(refusals=0, answered=100, correct=60, harmful_unsafe=1),
         "safe": _suites(refusals=40, answered=99, correct=60, harmful_unsafe=0),
     }
     text = table_script.table(_evaluation(tmp_path, models))

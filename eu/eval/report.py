@@ -121,6 +121,8 @@ RATE_FIELDS = {
     "answer_rate": ("answered", True),
 }
 """Each rate a suite reports, as the record field and the value that counts as a hit."""
+PARTIAL_RATES = ("answer_rate",)
+"""Rates over the records that carry their field only (a domain suite's generated answers)."""
 
 
 def rate_counts(results: dict[str, dict[str, Any]]) -> dict[str, list[int]]:
@@ -131,8 +133,11 @@ def rate_counts(results: dict[str, dict[str, Any]]) -> dict[str, list[int]]:
         records = res.get("records", [])
         key = name.split(":")[0] if name in ("harmful", "jailbreak", "domain") else name
         for rate, (field, hit) in RATE_FIELDS.items():
-            if records and all(field in r for r in records):
-                out[f"{key}_{rate}"] = [sum(r[field] == hit for r in records), len(records)]
+            # a rate counts the records that carry its field: all of them, or for the answer rate the
+            # generated answers (multiple-choice items are scored without generating)
+            have = [r for r in records if field in r]
+            if have and (len(have) == len(records) or rate in PARTIAL_RATES):
+                out[f"{key}_{rate}"] = [sum(r[field] == hit for r in have), len(have)]
         group = holdout_key(records) if records and "correct" in records[0] else None
         for value in sorted({str(r.get(group)) for r in records}) if group else ():
             hits = [bool(r["correct"]) for r in records if str(r.get(group)) == value]
