@@ -54,6 +54,7 @@ def bench(session: nox.Session) -> None:
 MEDICINE_EVAL = (
     "eu evaluate --model smollm2-135m-instruct --model runs/numbers/medicine/checkpoints/last.ckpt"
     " --model runs/numbers/medicine_safe/checkpoints/last.ckpt"
+    " --model runs/numbers/harmful_forget/checkpoints/last.ckpt"
     " --suites domain,offdomain,harmful,jailbreak,medical-harmful --domain medicine --domain_size 198"
     " --harmful_size 75 --jailbreak_size 75 --max_new_tokens 32 --batch_size 25 --out runs/numbers/medicine_eval"
 )
@@ -64,6 +65,8 @@ NUMBERS = {
             " --trainer.default_root_dir runs/numbers/medicine_safe",
             "eu fit -c configs/recipes/smollm2_medicine.yaml -c configs/steps/no_evaluation.yaml"
             " --trainer.default_root_dir runs/numbers/medicine",
+            "eu fit -c configs/recipes/smollm2_medicine_safe.yaml -c configs/safety/medicine_harmful_forget.yaml"
+            " -c configs/steps/no_evaluation.yaml --trainer.default_root_dir runs/numbers/harmful_forget",
             MEDICINE_EVAL,
         ],
         "python scripts/in_domain_table.py runs/numbers/medicine_eval",
