@@ -51,11 +51,6 @@ def evaluated_models(folder: Path) -> dict[str, dict[str, Any]]:
     return models
 
 
-def rates(suites: dict[str, Any]) -> dict[str, list[int]]:
-    """``[hits, n]`` per rate of one model's suites."""
-    return rate_counts(suites)
-
-
 def label(model: str) -> str:
     """A model's row name: the run folder of an ``eu fit`` checkpoint (``RUN/checkpoints/last.ckpt``), else as given."""
     path = Path(model)
@@ -69,7 +64,7 @@ def rate_cell(hits: int, n: int) -> str:
 
 def row(name: str, suites: dict[str, Any], reference: dict[str, Any]) -> str:
     """One Markdown row: every column's rate and interval, the accuracy ratio, the entropy."""
-    counts = rates(suites)
+    counts = rate_counts(suites)
     cells = [rate_cell(*counts[key]) if key in counts else "–" for _, key in COLUMNS]
     ratio, interval = accuracy_ratio(suites, reference)
     entropy = suites.get("offdomain", {}).get("entropy_frac")
@@ -90,7 +85,7 @@ def accuracy_ratio(
 
 def goal(suites: dict[str, Any], reference: dict[str, Any]) -> list[str]:
     """Each part of issue 24's goal with its verdict, and the verdict of the whole."""
-    counts, lines, verdicts = rates(suites), [], []
+    counts, lines, verdicts = rate_counts(suites), [], []
     for key, text, bound in GOAL:
         if key not in counts:
             verdicts.append("undecided")

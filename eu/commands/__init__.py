@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,8 +111,6 @@ def bare_flags(argv: list[str], functions: list[Any]) -> list[str]:
 
 def rename_options(argv: list[str], renamed: dict[str, str], prog: str) -> list[str]:
     """Old option spellings replaced by the new ones, each with a message on stderr."""
-    import sys
-
     out = []
     for arg in argv:
         old, eq, value = arg.partition("=")

@@ -329,27 +329,10 @@ def save_model_result(out_dir: str | Path, model: str, arguments: dict[str, Any]
     return path
 
 
-def saved_arguments(out_dir: str | Path, model: str) -> dict[str, Any] | None:
-    """The arguments ``model``'s saved results in ``out_dir`` were computed under, or ``None``."""
+def read_model_result(out_dir: str | Path, model: str) -> dict[str, Any] | None:
+    """The record saved for ``model`` in ``out_dir`` (``model``, ``arguments``, ``results``), or ``None``."""
     try:
         saved = json.loads(model_result_path(out_dir, model).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return saved.get("arguments") if isinstance(saved, dict) and saved.get("model") == model else None
-
-
-def load_model_result(
-    out_dir: str | Path, model: str, arguments: dict[str, Any], ignore: tuple[str, ...] = ()
-) -> dict[str, Any] | None:
-    """The saved results of ``model`` if they were computed under the same ``arguments`` (apart
-    from the keys in ``ignore``), else ``None``."""
-    try:
-        saved = json.loads(model_result_path(out_dir, model).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-    def kept(args: Any) -> Any:
-        return {k: v for k, v in args.items() if k not in ignore} if isinstance(args, dict) else args
-
-    same = saved.get("model") == model and kept(saved.get("arguments")) == kept(json.loads(json.dumps(arguments)))
-    return saved.get("results") if same else None
+    return saved if isinstance(saved, dict) and saved.get("model") == model else None

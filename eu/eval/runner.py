@@ -18,10 +18,9 @@ from eu.eval.metrics import AttackSuccessRate, DomainAccuracy, EntropyFraction, 
 from eu.eval.multiple_choice import score_choices
 from eu.eval.report import (
     holdout_key,
-    load_model_result,
     path_suffix,
+    read_model_result,
     save_model_result,
-    saved_arguments,
     unique_names,
 )
 from eu.eval.splits import check_split
@@ -40,7 +39,7 @@ from eu.generation import generate_from_ids
 from eu.progress import Progress
 from eu.prompts import chat_prompt_ids
 from eu.refusal import is_refusal
-from eu.settings import setting_changes
+from eu.settings import change_line, changed
 
 FILE_SUITES = ("prompts", "templates", "qa")
 """Suite kinds that read a user's file."""
@@ -235,19 +234,17 @@ def saved_result(
     its judged suites are labelled again by ``judge()`` and it is saved anew. ``suites_field``
     names the key that holds ``{suite: result}`` when the saved result is not that mapping itself.
     """
-    saved = load_model_result(folder, key, arguments)
-    if saved is not None:
-        return saved
-    stale = load_model_result(folder, key, arguments, ignore=("judge_version",))
-    if stale is None:
-        before = saved_arguments(folder, key)
-        changes = setting_changes(before, json.loads(json.dumps(arguments))) if before is not None else []
-        if changes:
-            print(
-                f"eu: {key}: evaluated before with other settings ({'; '.join(changes)}); evaluating again",
-                file=sys.stderr,
-            )
+    record = read_model_result(folder, key)
+    if record is None:
         return None
+    changes = changed(record.get("arguments") or {}, json.loads(json.dumps(arguments)))
+    if not changes:
+        return record["results"]
+    if any(name != "judge_version" for name, _, _ in changes):
+        lines = "; ".join(change_line(*change) for change in changes)
+        print(f"eu: {key}: evaluated before with other settings ({lines}); evaluating again", file=sys.stderr)
+        return None
+    stale = record["results"]
     print(f"eu: {key}: the judge changed since it was evaluated; judging its saved responses again", file=sys.stderr)
     if suites_field is None:
         fresh = rejudge(stale, judge())
